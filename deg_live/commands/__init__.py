@@ -1,0 +1,1 @@
+"""Subcommand groups of ``deg-live``; each module exposes ``register(subparsers)``."""

@@ -1,0 +1,1 @@
+"""Subcommand groups of ``deg-train``; each module exposes ``register(subparsers)``."""
