@@ -203,7 +203,7 @@ def _type_name(tp: Any) -> str:
     return str(tp).replace("typing.", "")
 
 
-def _convert(value: Any, tp: Any, source: str, key: str) -> Any:  # noqa: C901 - one branch per kind of type
+def _convert(value: Any, tp: Any, source: str, key: str) -> Any:
     origin = get_origin(tp)
     args = get_args(tp)
 
@@ -236,7 +236,7 @@ def _convert(value: Any, tp: Any, source: str, key: str) -> Any:  # noqa: C901 -
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(args) != len(value):
                 raise ConfigError(f"{_where(source, key)}: expected a list of {len(args)} values, got {value!r}")
-            return tuple(_convert(v, a, source, f"{key}[{i}]") for i, (v, a) in enumerate(zip(args, value)))
+            return tuple(_convert(v, a, source, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
         item_tp = args[0] if args else Any
         items = [_convert(v, item_tp, source, f"{key}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if (origin is tuple or tp is tuple) else items
@@ -244,9 +244,7 @@ def _convert(value: Any, tp: Any, source: str, key: str) -> Any:  # noqa: C901 -
         if not isinstance(value, Mapping):
             raise ConfigError(f"{_where(source, key)}: expected a mapping, got {value!r}")
         kt, vt = args if args else (Any, Any)
-        return {
-            _convert(k, kt, source, f"{key}.{k}"): _convert(v, vt, source, f"{key}.{k}") for k, v in value.items()
-        }
+        return {_convert(k, kt, source, f"{key}.{k}"): _convert(v, vt, source, f"{key}.{k}") for k, v in value.items()}
     if tp is bool:
         if isinstance(value, bool):
             return value

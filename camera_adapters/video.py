@@ -285,7 +285,7 @@ class VideoReader:
     def __del__(self):
         try:
             self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
+        except Exception:
             pass
 
     # -- internals ----------------------------------------------------------------------------------------------

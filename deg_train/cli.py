@@ -14,7 +14,7 @@ import sys
 from camera_adapters.errors import UserFacingError
 
 # Modules under deg_train.commands, in the order their commands appear in --help.
-COMMAND_MODULES = ("project", "training", "export")
+COMMAND_MODULES = ("project", "training", "inference", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:
