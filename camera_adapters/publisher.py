@@ -1,0 +1,465 @@
+"""Publishing frames over ZeroMQ: a live path that never backs up and a lossless path for recorders.
+
+``FramePublisher`` owns two sockets, each driven by its own thread, so the camera's grab loop never waits on
+the network:
+
+- **live** (PUB, bound at ``endpoint``): only the newest frames matter. ``publish()`` drops the frame into a
+  2-slot queue (older unsent frames are replaced and counted in ``live_replaced``) and the PUB socket has a
+  send high-water mark of 2, so a slow subscriber gets the newest frame, never a backlog. Subscribers drain
+  with :class:`camera_adapters.subscriber.FrameSubscriber`.
+- **lossless** (PUSH, bound at ``lossless``, optional): every frame, in order, flow-controlled. Frames wait in a
+  bounded queue (``lossless_buffer`` frames) while the receiver is slow or not yet connected. If the queue is
+  full the publisher either drops the frame and says so loudly (``lossless_dropped``, an ERROR log line), or
+  with ``lossless_block=True`` makes ``publish()`` wait: then the source runs exactly as fast as the receiver
+  takes frames (replaying a file through a model with nothing skipped). Receive with
+  :class:`camera_adapters.subscriber.LosslessReceiver`; one receiver per lossless endpoint (PUSH would share
+  frames between several).
+
+:func:`stream` is the grab loop used by ``deg-camera``: it reads a source, publishes every frame, sends the
+end-of-stream message when the source ends or fails, and gives up on a camera that stays silent.
+
+Endpoints bind to loopback unless ``allow_remote=True`` (``tcp://0.0.0.0:5555`` or ``tcp://*:5555`` are
+refused otherwise: frames are unencrypted and unauthenticated).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import zmq
+
+from camera_adapters.errors import UserFacingError
+from camera_adapters.sources.base import FrameSource, SourceError, SourceTimeout
+from camera_adapters.wire import EndOfStream, Frame, encode_end, encode_frame
+
+log = logging.getLogger(__name__)
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+_END = object()  # queue sentinel
+
+
+class EndpointError(UserFacingError, ValueError):
+    """An endpoint is malformed, not allowed (remote without ``--allow-remote``) or cannot be bound."""
+
+
+def check_endpoint(endpoint: str, *, allow_remote: bool = False) -> str:
+    """Validate a ZeroMQ endpoint to bind (``tcp://127.0.0.1:5555``, ``ipc:///tmp/cam0``, ``inproc://x``).
+
+    Raises:
+        EndpointError: malformed, or a non-loopback TCP address without ``allow_remote``.
+    """
+    scheme, sep, rest = endpoint.partition("://")
+    if not sep or scheme not in ("tcp", "ipc", "inproc") or not rest:
+        raise EndpointError(f"endpoint {endpoint!r}: expected tcp://HOST:PORT, ipc:///path or inproc://name")
+    if scheme == "tcp":
+        host, _, port = rest.rpartition(":")
+        if not host or not (port.isdigit() or port == "*"):
+            raise EndpointError(f"endpoint {endpoint!r}: expected tcp://HOST:PORT, for example tcp://127.0.0.1:5555")
+        if host not in _LOOPBACK and not allow_remote:
+            raise EndpointError(
+                f"endpoint {endpoint!r} is reachable from other machines; frames are not encrypted. "
+                "Bind to tcp://127.0.0.1:PORT, or pass --allow-remote if you mean it"
+            )
+    return endpoint
+
+
+def _bind(sock: zmq.Socket, endpoint: str) -> str:
+    try:
+        sock.bind(endpoint)
+    except zmq.ZMQError as err:
+        sock.close(linger=0)
+        raise EndpointError(f"cannot bind {endpoint}: {err} (is another publisher using it?)") from None
+    return sock.getsockopt_string(zmq.LAST_ENDPOINT)
+
+
+@dataclass
+class PublisherStats:
+    """A snapshot of a publisher's counters.
+
+    Attributes:
+        published: frames handed to ``publish()``.
+        live_sent: frames sent on the live path.
+        live_replaced: frames replaced by newer ones before the live thread could send them.
+        lossless_sent: frames sent on the lossless path.
+        lossless_dropped: frames the lossless path had to drop (receiver too slow or absent); should be 0.
+        lossless_queued: frames waiting for the lossless receiver now.
+        latency_ms_median: capture -> live send, median over the last 1000 frames (ms).
+        latency_ms_p99: the same, 99th percentile.
+    """
+
+    published: int
+    live_sent: int
+    live_replaced: int
+    lossless_sent: int
+    lossless_dropped: int
+    lossless_queued: int
+    latency_ms_median: float | None
+    latency_ms_p99: float | None
+
+
+class FramePublisher:
+    """Publishes frames on a live PUB endpoint and, optionally, a lossless PUSH endpoint.
+
+    Args:
+        endpoint: live endpoint to bind (``tcp://127.0.0.1:5555``, ``ipc:///tmp/cam0.sock``).
+        lossless: lossless endpoint to bind, or None.
+        camera_id: stamped on every frame (overrides the source's).
+        stream_id: identifies this publisher run in every header (random when None).
+        lossless_buffer: frames the lossless queue holds before dropping (or blocking).
+        lossless_block: block ``publish()`` instead of dropping when the lossless queue is full.
+        allow_remote: allow binding non-loopback TCP addresses.
+        live_hwm: send high-water mark of the live PUB socket (messages per subscriber).
+
+    Raises:
+        EndpointError: an endpoint is refused or cannot be bound.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        lossless: str | None = None,
+        camera_id: str = "cam0",
+        stream_id: str | None = None,
+        lossless_buffer: int = 256,
+        lossless_block: bool = False,
+        allow_remote: bool = False,
+        live_hwm: int = 2,
+    ):
+        check_endpoint(endpoint, allow_remote=allow_remote)
+        if lossless is not None:
+            check_endpoint(lossless, allow_remote=allow_remote)
+        if lossless_block and lossless is None:
+            raise EndpointError("lossless_block needs a lossless endpoint (--lossless ENDPOINT)")
+        self.camera_id = camera_id
+        self.stream_id = stream_id or secrets.token_hex(8)
+        self.lossless_block = lossless_block
+        self._ctx = zmq.Context()
+        self._closed = False
+        self._stop = threading.Event()
+        self._unblock = threading.Event()
+        self._lock = threading.Lock()
+        self._latencies: collections.deque[int] = collections.deque(maxlen=1000)
+        self._published = self._live_sent = self._live_replaced = 0
+        self._lossless_sent = self._lossless_dropped = 0
+        self._last_drop_log = 0.0
+
+        self._live = self._ctx.socket(zmq.PUB)
+        self._live.setsockopt(zmq.SNDHWM, live_hwm)
+        self._live.setsockopt(zmq.LINGER, 200)
+        self.endpoint = _bind(self._live, endpoint)
+        self._live_slot: collections.deque = collections.deque(maxlen=2)
+        self._live_cond = threading.Condition()
+        self._live_thread = threading.Thread(target=self._live_loop, name=f"pub-live-{camera_id}", daemon=True)
+
+        self._lossless = None
+        self.lossless_endpoint = None
+        self._lossless_queue: queue.Queue = queue.Queue(maxsize=max(1, lossless_buffer))
+        self._lossless_abort = threading.Event()
+        if lossless is not None:
+            self._lossless = self._ctx.socket(zmq.PUSH)
+            self._lossless.setsockopt(zmq.SNDHWM, 16)
+            self._lossless.setsockopt(zmq.SNDTIMEO, 100)
+            self._lossless.setsockopt(zmq.LINGER, 0)
+            try:
+                self.lossless_endpoint = _bind(self._lossless, lossless)
+            except EndpointError:
+                self._live.close(linger=0)
+                self._ctx.term()
+                raise
+            self._lossless_thread = threading.Thread(
+                target=self._lossless_loop, name=f"pub-lossless-{camera_id}", daemon=True
+            )
+            self._lossless_thread.start()
+        self._live_thread.start()
+
+    # -- producer side (the grab loop) --------------------------------------------------------------------------
+
+    def publish(self, frame: Frame) -> None:
+        """Hand a frame to both paths; returns at once (unless ``lossless_block`` and the receiver is behind).
+
+        The frame's ``camera_id`` and ``stream_id`` are set to the publisher's. Do not modify ``frame.pixels``
+        afterwards: they are sent without copying.
+        """
+        if self._closed:
+            raise RuntimeError("publisher is closed")
+        frame.camera_id = self.camera_id
+        frame.stream_id = self.stream_id
+        with self._lock:
+            self._published += 1
+        with self._live_cond:
+            if len(self._live_slot) == self._live_slot.maxlen:
+                with self._lock:
+                    self._live_replaced += 1
+            self._live_slot.append(frame)
+            self._live_cond.notify()
+        if self._lossless is not None:
+            self._enqueue_lossless(frame)
+
+    def stop_waiting(self) -> None:
+        """Make a ``publish()`` blocked on the lossless path return (the frame is counted as dropped).
+
+        Safe to call from a signal handler or another thread; later frames are dropped rather than waited for.
+        """
+        self._unblock.set()
+
+    def _enqueue_lossless(self, item: Any) -> None:
+        if self.lossless_block or isinstance(item, tuple):
+            while not (self._stop.is_set() or self._unblock.is_set()):
+                try:
+                    self._lossless_queue.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+            try:
+                self._lossless_queue.put_nowait(item)
+                return
+            except queue.Full:
+                pass
+            if not isinstance(item, tuple):
+                with self._lock:
+                    self._lossless_dropped += 1
+            return
+        try:
+            self._lossless_queue.put_nowait(item)
+        except queue.Full:
+            with self._lock:
+                self._lossless_dropped += 1
+                dropped = self._lossless_dropped
+            now = time.monotonic()
+            if now - self._last_drop_log > 1.0:
+                self._last_drop_log = now
+                log.error(
+                    "LOSSLESS PATH DROPPING FRAMES: the recorder at %s is too slow or not connected; %d frames "
+                    "dropped so far (frame %d). Use a faster recorder, a larger lossless buffer, or lossless_block",
+                    self.lossless_endpoint, dropped, item.index,
+                )
+
+    def end(self, reason: str = "end of stream") -> None:
+        """Send the end-of-stream message on both paths, after every frame already published."""
+        if self._closed:
+            return
+        with self._live_cond:
+            self._live_slot.append((_END, reason))
+            self._live_cond.notify()
+        if self._lossless is not None:
+            self._enqueue_lossless((_END, reason))
+
+    # -- sender threads -----------------------------------------------------------------------------------------
+
+    def _live_loop(self) -> None:
+        while True:
+            with self._live_cond:
+                while not self._live_slot and not self._stop.is_set():
+                    self._live_cond.wait(0.1)
+                if not self._live_slot:
+                    return  # stopped and nothing left
+                items = list(self._live_slot)
+                self._live_slot.clear()
+            for item in items:
+                if isinstance(item, tuple) and item[0] is _END:
+                    parts = encode_end(self.camera_id, stream_id=self.stream_id, frame_count=self._published,
+                                       reason=item[1])
+                    self._live.send_multipart(parts)
+                    continue
+                parts = encode_frame(item)
+                try:
+                    self._live.send_multipart(parts, copy=False, flags=zmq.NOBLOCK)
+                except zmq.Again:  # PUB normally drops silently at the high-water mark; be safe
+                    continue
+                with self._lock:
+                    self._live_sent += 1
+                    self._latencies.append(item.publish_time_ns - item.capture_time_ns)
+
+    def _lossless_loop(self) -> None:
+        warned = 0.0
+        while not self._lossless_abort.is_set():
+            try:
+                item = self._lossless_queue.get(timeout=0.1)
+            except queue.Empty:
+                if self._stop.is_set():
+                    return
+                continue
+            if isinstance(item, tuple) and item[0] is _END:
+                parts = encode_end(self.camera_id, stream_id=self.stream_id, frame_count=self._published,
+                                   reason=item[1])
+            else:
+                parts = encode_frame(item)
+            since = time.monotonic()
+            while True:
+                try:
+                    self._lossless.send_multipart(parts, copy=False)
+                    if not isinstance(item, tuple):
+                        with self._lock:
+                            self._lossless_sent += 1
+                    break
+                except zmq.Again:
+                    if self._lossless_abort.is_set():
+                        if not isinstance(item, tuple):
+                            with self._lock:
+                                self._lossless_dropped += 1
+                        return
+                    now = time.monotonic()
+                    if now - since > 2.0 and now - warned > 5.0:
+                        warned = now
+                        log.warning("lossless path: no receiver has taken a frame for %.0f s (%s); %d frames "
+                                    "waiting", now - since, self.lossless_endpoint, self._lossless_queue.qsize())
+
+    # -- status and shutdown ------------------------------------------------------------------------------------
+
+    def stats(self) -> PublisherStats:
+        """A snapshot of the counters and the capture -> send latency."""
+        with self._lock:
+            lat = np.array(self._latencies, dtype=np.float64) / 1e6
+            return PublisherStats(
+                published=self._published,
+                live_sent=self._live_sent,
+                live_replaced=self._live_replaced,
+                lossless_sent=self._lossless_sent,
+                lossless_dropped=self._lossless_dropped,
+                lossless_queued=self._lossless_queue.qsize(),
+                latency_ms_median=float(np.median(lat)) if lat.size else None,
+                latency_ms_p99=float(np.percentile(lat, 99)) if lat.size else None,
+            )
+
+    def close(self, drain_timeout_s: float = 5.0) -> None:
+        """Stop the threads and close the sockets; safe to call twice; never blocks much longer than the timeout.
+
+        Frames still waiting for the lossless receiver get up to ``drain_timeout_s`` to go out; whatever is left
+        then is counted in ``lossless_dropped`` and logged as an error.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        deadline = time.monotonic() + drain_timeout_s
+        if self._lossless is not None:
+            while self._lossless_queue.qsize() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        self._stop.set()
+        with self._live_cond:
+            self._live_cond.notify_all()
+        self._live_thread.join(timeout=2.0)
+        if self._lossless is not None:
+            self._lossless_thread.join(timeout=max(0.1, deadline - time.monotonic()))
+            self._lossless_abort.set()
+            self._lossless_thread.join(timeout=1.0)
+            left = 0
+            while True:
+                try:
+                    item = self._lossless_queue.get_nowait()
+                except queue.Empty:
+                    break
+                left += not isinstance(item, tuple)
+            if left:
+                with self._lock:
+                    self._lossless_dropped += left
+            if self._lossless_dropped:
+                log.error("lossless path: %d frames never reached a receiver at %s", self._lossless_dropped,
+                          self.lossless_endpoint)
+            self._lossless.close(linger=0)
+        self._live.close(linger=200)
+        self._ctx.term()
+
+    def __enter__(self) -> FramePublisher:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def stream(
+    source: FrameSource,
+    publisher: FramePublisher,
+    *,
+    max_frames: int | None = None,
+    duration_s: float | None = None,
+    stall_timeout_s: float | None = 10.0,
+    on_second: Callable[[dict], None] | None = None,
+    stop: threading.Event | None = None,
+) -> dict:
+    """The grab loop: read ``source`` (opened here if needed), publish every frame, end the stream cleanly.
+
+    Args:
+        source: the frame source.
+        publisher: where frames go.
+        max_frames: stop after this many frames.
+        duration_s: stop after this many seconds.
+        stall_timeout_s: give up when no frame arrives for this long (None: wait forever, for rare triggers).
+        on_second: called about once a second with the live statistics (for the CLI's status line).
+        stop: set it from another thread to stop the loop.
+
+    Returns:
+        The final statistics (``frames``, ``lost_at_camera``, ``reason`` and the publisher's counters).
+
+    Raises:
+        SourceError: the camera failed or stalled; the end-of-stream message was sent first (with the reason).
+    """
+    source.open()
+    t0 = last_report = time.monotonic()
+    last_frame_time = t0
+    frames = reported_frames = 0
+    reason = "stopped"
+
+    def summary() -> dict:
+        now = time.monotonic()
+        stats = publisher.stats()
+        return {
+            "frames": frames,
+            "elapsed_s": now - t0,
+            "lost_at_camera": source.lost_frames,
+            **stats.__dict__,
+        }
+
+    try:
+        while True:
+            if stop is not None and stop.is_set():
+                reason = "stopped"
+                break
+            if max_frames is not None and frames >= max_frames:
+                reason = f"max_frames={max_frames} reached"
+                break
+            if duration_s is not None and time.monotonic() - t0 >= duration_s:
+                reason = f"duration {duration_s} s reached"
+                break
+            try:
+                frame = source.read(timeout=1.0)
+            except SourceTimeout:
+                silent = time.monotonic() - last_frame_time
+                if stall_timeout_s is not None and silent > stall_timeout_s:
+                    raise SourceError(
+                        f"{source.name} camera {source.camera_id!r} sent no frame for {silent:.0f} s; giving up "
+                        "(check the camera and its trigger, or raise --stall-timeout)"
+                    ) from None
+                continue
+            except EndOfStream as end:
+                reason = end.reason
+                break
+            last_frame_time = time.monotonic()
+            publisher.publish(frame)
+            frames += 1
+            now = time.monotonic()
+            if on_second is not None and now - last_report >= 1.0:
+                info = summary()
+                info["rate_fps"] = (frames - reported_frames) / (now - last_report)
+                reported_frames, last_report = frames, now
+                on_second(info)
+    except SourceError as err:
+        publisher.end(f"camera failed: {err}")
+        raise
+    except KeyboardInterrupt:
+        publisher.end("interrupted")
+        raise
+    publisher.end(reason)
+    info = summary()
+    info["reason"] = reason
+    info["rate_fps"] = frames / info["elapsed_s"] if info["elapsed_s"] > 0 else 0.0
+    return info

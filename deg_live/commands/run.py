@@ -1,0 +1,226 @@
+"""``deg-live run``: a bundle on a camera adapter's frames, publishing events and state, optionally recording.
+
+Examples::
+
+    deg-camera synthetic fps=30 --bind tcp://127.0.0.1:5555 --lossless tcp://127.0.0.1:5556 &
+    deg-live run --bundle bundles/rat --frames tcp://127.0.0.1:5555
+    deg-live run --bundle bundles/rat --frames tcp://127.0.0.1:5555 --lossless tcp://127.0.0.1:5556 \\
+        --record recordings/ --processor "serial port=/dev/ttyUSB0 behaviour=grooming"
+    # rehearse on a recorded video, every frame in order (the camera waits for inference):
+    deg-camera video path=s.mp4 rate=0 --bind ipc:///tmp/c --lossless ipc:///tmp/c-all --lossless-block &
+    deg-live run --bundle bundles/rat --frames ipc:///tmp/c-all --every-frame --exit-at-end --record rec/
+
+Ctrl-C or SIGTERM stops it cleanly: the recording is finalised (status ``interrupted``) and the telemetry
+saved; a second signal aborts at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from pathlib import Path
+
+from camera_adapters.errors import UserFacingError
+from deg_live.events import DEFAULT_EVENTS_ENDPOINT
+
+logger = logging.getLogger(__name__)
+
+
+class RunArgumentError(UserFacingError, ValueError):
+    """Command-line options that do not fit together."""
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"640x480"`` (width x height) -> ``(480, 640)`` (height, width).
+
+    Raises:
+        argparse.ArgumentTypeError: malformed.
+    """
+    try:
+        w, h = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size {text!r}: expected WIDTHxHEIGHT, e.g. 640x480") from None
+    if w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError(f"size {text!r}: width and height must be positive")
+    return h, w
+
+
+def add_engine_arguments(p: argparse.ArgumentParser) -> None:
+    """``--backend``, ``--device``, ``--precision`` (shared with ``deg-live bench``)."""
+    p.add_argument(
+        "--backend",
+        default="auto",
+        help="inference engine: auto (default: TensorRT, then torch on CUDA, then the fastest CPU engine), "
+        "onnxruntime, torch or tensorrt",
+    )
+    p.add_argument("--device", help="engine device, e.g. cpu, cuda, cuda:1 (default: the engine's)")
+    p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), help="engine precision (default fp32)")
+
+
+def engine_options(args: argparse.Namespace) -> dict:
+    """The engine keyword options given on the command line."""
+    options = {}
+    if getattr(args, "device", None):
+        options["device"] = args.device
+    if getattr(args, "precision", None):
+        options["precision"] = args.precision
+    return options
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``run``."""
+    p = subparsers.add_parser(
+        "run",
+        help="run a model bundle on live camera frames and publish behaviour events",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--bundle", required=True, help="model bundle directory (from `deg-train export`)")
+    p.add_argument("--frames", required=True, metavar="ENDPOINT", help="the camera adapter's live endpoint")
+    p.add_argument("--camera", default="cam0", help="camera id to take frames from and publish for (default cam0)")
+    p.add_argument(
+        "--every-frame",
+        action="store_true",
+        help="take every frame in order from a LOSSLESS endpoint given as --frames (nothing skipped; the camera "
+        "adapter should run with --lossless-block); for rehearsals on recorded video",
+    )
+    add_engine_arguments(p)
+    p.add_argument(
+        "--events",
+        default=DEFAULT_EVENTS_ENDPOINT,
+        metavar="ENDPOINT",
+        help=f"where to publish events/<camera> (and state/<camera>) (default {DEFAULT_EVENTS_ENDPOINT})",
+    )
+    p.add_argument("--state", metavar="ENDPOINT", help="publish state/<camera> on this endpoint instead")
+    p.add_argument("--state-every", type=int, default=1, help="publish a state message every N frames (default 1)")
+    p.add_argument("--record", metavar="DIR", help="record every frame, predictions and events into DIR/<session>/")
+    p.add_argument("--lossless", metavar="ENDPOINT", help="the camera adapter's lossless endpoint (for --record)")
+    p.add_argument("--session", help="recording session name (default <camera>_<UTC date_time>)")
+    p.add_argument(
+        "--record-codec",
+        choices=("lossless", "high"),
+        default="lossless",
+        help="lossless: H.264 RGB qp 0, every pixel exact (default); high: H.264 yuv420p crf 15, smaller",
+    )
+    p.add_argument(
+        "--processor",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help='in-process closed-loop action, e.g. "print" or "serial port=/dev/ttyUSB0 line=dtr behaviour=grooming" '
+        "or package.module:Class (repeatable)",
+    )
+    p.add_argument("--max-gap", type=int, default=30, help="reset the history after a jump of more frames (default 30)")
+    p.add_argument("--frame-size", type=parse_size, metavar="WxH", help="drop frames of any other size")
+    p.add_argument("--max-frames", type=int, help="stop after processing this many frames")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--exit-at-end", action="store_true", help="stop when the camera adapter ends its stream")
+    p.add_argument("--telemetry", metavar="DIR", help="also save telemetry.json/.csv into DIR")
+    p.add_argument("--warmup", type=int, default=10, help="warm-up iterations before subscribing (default 10)")
+    p.add_argument("--quiet", action="store_true", help="no live telemetry line")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute ``deg-live run``."""
+    from deg_live.bundle import read_bundle
+    from deg_live.engines import create_engine
+    from deg_live.pipeline import LivePipeline
+    from deg_live.processors import create_processor
+    from deg_live.recorder import Recorder
+    from deg_live.telemetry import Telemetry, TelemetryPrinter
+
+    if args.record and not args.lossless and not args.every_frame:
+        raise RunArgumentError(
+            "--record needs every frame: start the camera adapter with --lossless ENDPOINT and pass the same "
+            "--lossless ENDPOINT here (or use --every-frame)"
+        )
+    if args.lossless and not args.record:
+        logger.warning("--lossless is only used with --record; ignoring it")
+
+    # Everything that can fail on user input before any socket opens: the bundle, the engine, the processors.
+    bundle = read_bundle(args.bundle)
+    processors = [create_processor(spec) for spec in args.processor]
+    engine = None
+    pipeline = None
+    try:
+        engine = create_engine(bundle, args.backend, **engine_options(args))
+        recorder = None
+        if args.record:
+            recorder = Recorder(
+                Path(args.record),
+                args.camera,
+                bundle.behaviours,
+                bundle.thresholds,
+                session=args.session,
+                codec=args.record_codec,
+                metadata={"bundle": str(bundle.directory), "preset": bundle.manifest.preset, "engine": engine.name},
+            )
+        telemetry = Telemetry()
+        try:
+            pipeline = LivePipeline(
+                bundle,
+                args.frames,
+                engine=engine,
+                events_endpoint=args.events,
+                state_endpoint=args.state,
+                camera_id=args.camera,
+                every_frame=args.every_frame,
+                recorder=recorder,
+                lossless_endpoint=args.lossless if args.record else None,
+                telemetry=telemetry,
+                processors=processors,
+                max_gap=args.max_gap,
+                frame_size=args.frame_size,
+                state_every=args.state_every,
+            )
+        except BaseException:
+            if recorder is not None:
+                recorder.close("failed")
+            raise
+        processors = []  # the pipeline owns them now
+        pipeline.warmup(args.warmup)
+
+        stop = threading.Event()
+        status = {"value": "complete"}
+
+        def on_signal(signum, _frame):
+            if stop.is_set():
+                raise KeyboardInterrupt  # second signal: abort now
+            status["value"] = "interrupted"
+            logger.info("%s: stopping (again to abort)", signal.Signals(signum).name)
+            stop.set()
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        printer = None if args.quiet else TelemetryPrinter(telemetry)
+        try:
+            pipeline.run(
+                max_frames=args.max_frames,
+                duration_s=args.duration,
+                stop=stop,
+                exit_at_end=args.exit_at_end,
+                printer=printer,
+            )
+        except KeyboardInterrupt:
+            status["value"] = "interrupted"
+        finally:
+            if printer is not None:
+                printer.finish()
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            pipeline.close(status["value"], telemetry_dir=args.telemetry)
+        print(telemetry.line())
+        if recorder is not None:
+            print(f"recording: {recorder.folder} ({recorder.frames_written} frames, status {recorder.status})")
+            if recorder.failed:
+                print(f"RECORDING FAILED: {recorder.failed}")
+        return 0
+    finally:
+        if pipeline is not None:
+            pipeline.close("interrupted")
+        for processor in processors:
+            processor.close()
+        if engine is not None:
+            engine.close()

@@ -1,0 +1,761 @@
+"""The recorder: every frame of the lossless path, plus predictions and events, as a project video folder.
+
+``deg-live run --record DIR`` writes one *session* (default name ``<camera>_<YYYYmmdd_HHMMSS>``, UTC) laid out
+like a DeepEthogram project video folder, so the session can be labelled and trained on later
+(``deg-train add DIR/<session>/<session>.mp4``):
+
+=================================  ==========================================================================
+file                               contents
+=================================  ==========================================================================
+``<session>.mp4``                  every frame received on the lossless path, in arrival order, RGB.
+                                   ``codec="lossless"`` (default): H.264 RGB (``libx264rgb``, ``qp=0``), every
+                                   pixel exact; ``codec="high"``: H.264 yuv420p ``crf=15``, much smaller,
+                                   plays anywhere. Fragmented MP4 (a fragment every 0.5 s, packets flushed
+                                   as written), so a file cut short by a crash or a full disk is still
+                                   readable up to its last fragment. Row ``i`` of the video = ``video_frame i``.
+``<session>_frames.csv``           one row per video frame: ``video_frame, frame_index, source_frame,
+                                   camera_timestamp_ns, capture_time_ns, publish_time_ns, receive_time_ns,
+                                   stream_id`` (flushed once a second).
+``<session>_outputs.h5``           group ``deg_live`` (DeepEthogram's outputs layout, one row per PROCESSED
+                                   frame — equal to the video's rows when inference skipped nothing):
+                                   ``P`` (M, K) float32 probabilities, ``decisions`` (M, K) uint8,
+                                   ``logits`` (M, K) float32, ``frame_index`` (M,) int64,
+                                   ``capture_time_ns`` / ``decision_time_ns`` (M,) int64, ``stream`` (M,)
+                                   int32 (index into the group's ``stream_ids`` attribute), ``thresholds``
+                                   (K,), ``class_names`` (K,); on finalising also ``video_frame`` (M,) int64,
+                                   the video row holding each processed frame (-1 if it never reached the
+                                   recorder). Appended and flushed once a second: after a crash the file is
+                                   readable up to the last flush.
+``<session>_events.csv``           one row per onset/offset: ``camera_id, behaviour, kind, frame_index,
+                                   bout_start_frame, probability, capture_time_ns, decision_time_ns,
+                                   publish_time_ns, latency_ms, stream_id`` (flushed per event).
+``<session>_telemetry.json/.csv``  the run's telemetry (:mod:`deg_live.telemetry`), written when it ends.
+``<session>_recording.json``       what was recorded: schema_version, camera, bundle, behaviours, start/end
+                                   times, frames written, status (``recording`` while running, then
+                                   ``complete``, ``interrupted`` or ``failed``) and the failure message.
+=================================  ==========================================================================
+
+Threads: the video and the frames CSV are written by the recorder's own thread, which takes frames from the
+lossless receiver (its own socket, flow-controlled by the camera adapter: nothing is dropped when inference is
+overloaded, and if the recorder itself cannot keep up the camera adapter says so loudly). Predictions and events
+are handed over by the pipeline's main loop and written there (buffered, an HDF5 append once a second).
+
+Faults: any ``OSError`` while writing (a full disk: ENOSPC; a file size limit; a vanished drive) stops the
+recording loudly (an ERROR log line naming the file and what was kept) and leaves every file valid up to what
+was written; inference and events go on. :meth:`Recorder.close` finalises everything and is idempotent; the run
+command calls it from its SIGINT/SIGTERM handlers' path, so Ctrl-C and ``kill`` leave complete files.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as _dt
+import errno
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Protocol
+
+import av
+import h5py
+import numpy as np
+
+from camera_adapters.errors import UserFacingError
+from camera_adapters.files import atomic_write_text
+from camera_adapters.wire import EndOfStream, Frame
+
+logger = logging.getLogger(__name__)
+
+RECORDING_SCHEMA_VERSION = 1
+OUTPUTS_GROUP = "deg_live"
+FRAME_COLUMNS = (
+    "video_frame",
+    "frame_index",
+    "source_frame",
+    "camera_timestamp_ns",
+    "capture_time_ns",
+    "publish_time_ns",
+    "receive_time_ns",
+    "stream_id",
+)
+EVENT_COLUMNS = (
+    "camera_id",
+    "behaviour",
+    "kind",
+    "frame_index",
+    "bout_start_frame",
+    "probability",
+    "capture_time_ns",
+    "decision_time_ns",
+    "publish_time_ns",
+    "latency_ms",
+    "stream_id",
+)
+# codec name -> (FFmpeg encoder, pixel format, encoder options)
+VIDEO_CODECS: dict[str, tuple[str, str, dict[str, str]]] = {
+    "lossless": ("libx264rgb", "rgb24", {"qp": "0", "preset": "ultrafast"}),
+    "high": ("libx264", "yuv420p", {"crf": "15", "preset": "veryfast"}),
+}
+# Fragmented MP4 written as it goes: readable after a crash up to the last fragment.
+_MP4_OPTIONS = {
+    "movflags": "frag_keyframe+empty_moov+default_base_moof",
+    "frag_duration": "500000",
+    "flush_packets": "1",
+}
+# name, dtype, "K" for (M, K) datasets or None for (M,)
+_OUTPUT_DATASETS = (
+    ("P", np.float32, "K"),
+    ("logits", np.float32, "K"),
+    ("decisions", np.uint8, "K"),
+    ("frame_index", np.int64, None),
+    ("capture_time_ns", np.int64, None),
+    ("decision_time_ns", np.int64, None),
+    ("stream", np.int32, None),
+)
+_SESSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class RecorderError(UserFacingError, RuntimeError):
+    """The recording cannot start (bad directory or session name, session exists, unknown codec)."""
+
+
+class LosslessSource(Protocol):
+    """What the recorder's thread reads frames from (:class:`camera_adapters.subscriber` lossless receiver)."""
+
+    def recv(self, timeout: float | None = None) -> Frame | None:
+        """The next frame in order, None on timeout; raises EndOfStream when the publisher ended."""
+
+    def close(self) -> None:
+        """Release the socket."""
+
+
+def default_session_name(camera_id: str) -> str:
+    """``<camera>_<YYYYmmdd_HHMMSS>`` in UTC, with characters unsafe in file names replaced."""
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d_%H%M%S")
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", camera_id) or "camera"
+    return f"{safe}_{stamp}"
+
+
+def _describe_os_error(err: BaseException) -> str:
+    code = getattr(err, "errno", None)
+    if code == errno.ENOSPC:
+        return "the disk is full (ENOSPC)"
+    if code == errno.EFBIG:
+        return "a file size limit was reached (EFBIG)"
+    if code == errno.EDQUOT:
+        return "the disk quota is exceeded (EDQUOT)"
+    return f"{type(err).__name__}: {err}"
+
+
+class _VideoWriter:
+    """One fragmented MP4 written frame by frame with PyAV; pts = video frame number at the nominal rate."""
+
+    def __init__(self, path: Path, width: int, height: int, fps: float, codec: str):
+        encoder, pix_fmt, options = VIDEO_CODECS[codec]
+        if pix_fmt == "yuv420p" and (width % 2 or height % 2):
+            pix_fmt = "yuv444p"  # 4:2:0 needs even sizes
+        self.path = path
+        self.shape = (height, width, 3)
+        self._container = av.open(str(path), mode="w", format="mp4", options=dict(_MP4_OPTIONS))
+        try:
+            rate = Fraction(fps).limit_denominator(1001)
+            self._stream = self._container.add_stream(encoder, rate=rate)
+            self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, pix_fmt
+            self._stream.options = dict(options)
+        except Exception:
+            self._container.close()
+            raise
+        self.frames = 0
+
+    def write(self, rgb: np.ndarray) -> None:
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        frame.pts = self.frames
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+        self.frames += 1
+
+    def close(self) -> None:
+        container, self._container = self._container, None
+        if container is None:
+            return
+        try:
+            for packet in self._stream.encode():
+                container.mux(packet)
+        finally:
+            container.close()
+
+    def abandon(self) -> None:
+        """Close without flushing the encoder (after a write error): keep what is on disk."""
+        container, self._container = self._container, None
+        if container is not None:
+            try:
+                container.close()
+            except Exception as err:  # the disk is full: closing may fail too; what is there stays
+                logger.debug("closing %s after a write error: %s", self.path, err)
+
+
+class Recorder:
+    """One recording session: video + frame table (from a lossless receiver), outputs HDF5, events CSV.
+
+    Lifecycle: construct (creates the session folder and the outputs/events files), :meth:`start` with a
+    lossless receiver (starts the frame thread), then from the pipeline :meth:`write_outputs` per processed frame
+    and :meth:`write_event` per transition, and finally :meth:`close` (idempotent; also a context manager).
+
+    Two writers, each owning its files: the frame thread owns the video and the frame table; the caller of
+    ``write_outputs``/``write_event`` (the pipeline's main loop) owns the outputs HDF5 and the events CSV.
+
+    A full disk: the recorder keeps a *ballast* file (``.<session>.ballast``, ``ballast_bytes`` of zeros) and
+    deletes it at the first write error, so that every file can still be finalised properly (the video's last
+    packets, the HDF5 metadata, the summary JSON) although the disk was full. Each writer then finishes its own
+    files and drops (and counts) whatever comes later.
+
+    Args:
+        directory: the recording root; the session folder is created inside it.
+        camera_id: the camera's name (for the session name and the metadata).
+        behaviours: K behaviour names (from the bundle), ``background`` first.
+        thresholds: (K,) thresholds (stored with the outputs).
+        session: folder and file stem; default :func:`default_session_name`.
+        codec: ``"lossless"`` or ``"high"`` (see the module docstring).
+        fps: nominal frame rate for the video container when frames do not announce one.
+        flush_s: how often buffered rows are written and flushed.
+        ballast_bytes: space reserved for finalising after a full disk (0 = none).
+        metadata: extra JSON-safe facts kept in ``<session>_recording.json`` (bundle path, backend ...).
+
+    Raises:
+        RecorderError: unknown codec, bad session name, the session folder already holds a recording, or the
+            disk has not even room for the ballast.
+    """
+
+    def __init__(
+        self,
+        directory: str | Path,
+        camera_id: str,
+        behaviours: Sequence[str],
+        thresholds: Sequence[float] | np.ndarray,
+        *,
+        session: str | None = None,
+        codec: str = "lossless",
+        fps: float = 30.0,
+        flush_s: float = 1.0,
+        ballast_bytes: int = 8 << 20,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        if codec not in VIDEO_CODECS:
+            raise RecorderError(f"unknown recording codec {codec!r}; choose one of {', '.join(VIDEO_CODECS)}")
+        session = session or default_session_name(camera_id)
+        if not _SESSION_RE.match(session):
+            raise RecorderError(
+                f"session name {session!r} must be letters, digits, '.', '_' or '-' (at most 128 characters)"
+            )
+        self.camera_id = camera_id
+        self.session = session
+        self.behaviours = list(behaviours)
+        self.thresholds = np.asarray(thresholds, dtype=np.float32)
+        self.codec = codec
+        self.fps = float(fps)
+        self.flush_s = float(flush_s)
+        self.folder = Path(directory) / session
+        if (self.folder / f"{session}_recording.json").exists():
+            raise RecorderError(f"{self.folder} already holds a recording; choose another --session or directory")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise RecorderError(f"cannot create the recording folder {self.folder}: {err}") from None
+        self.video_path = self.folder / f"{session}.mp4"
+        self.frames_path = self.folder / f"{session}_frames.csv"
+        self.outputs_path = self.folder / f"{session}_outputs.h5"
+        self.events_path = self.folder / f"{session}_events.csv"
+        self.info_path = self.folder / f"{session}_recording.json"
+        self.ballast_path = self.folder / f".{session}.ballast"
+
+        self._lock = threading.Lock()
+        self._closed = False
+        self.failed: str | None = None  # set once when recording stops on an error
+        self.frames_written = 0
+        self.frames_dropped = 0  # frames after the recording had to stop, or of another size
+        self.outputs_written = 0
+        self.events_written = 0
+        self.started_unix = time.time()
+        self._metadata = dict(metadata or {})
+        self._status = "recording"
+
+        self._video: _VideoWriter | None = None
+        self._thread: threading.Thread | None = None
+        self._source: LosslessSource | None = None
+        self._stop = threading.Event()
+        self._drain_deadline = 0.0
+        self.source_ended: str | None = None
+        self._frame_side_done = False
+        self._main_side_done = False
+
+        # Buffered outputs rows (main thread), flushed to HDF5 once a second.
+        self._rows: list[tuple] = []
+        self._stream_ids: list[str] = []
+        self._last_flush = time.monotonic()
+        self._frames_file = self._events_file = None
+        self._h5: h5py.File | None = None
+
+        try:
+            if ballast_bytes > 0:
+                with open(self.ballast_path, "wb") as f:
+                    f.truncate(0)
+                    chunk = b"\0" * min(ballast_bytes, 1 << 20)
+                    left = ballast_bytes
+                    while left > 0:
+                        left -= f.write(chunk[: min(left, len(chunk))])
+                    f.flush()
+            self._frames_file = open(self.frames_path, "w", newline="", encoding="utf-8")
+            self._frames_csv = csv.writer(self._frames_file)
+            self._frames_csv.writerow(FRAME_COLUMNS)
+            self._frames_file.flush()
+            self._frames_last_flush = time.monotonic()
+            self._events_file = open(self.events_path, "w", newline="", encoding="utf-8")
+            self._events_csv = csv.writer(self._events_file)
+            self._events_csv.writerow(EVENT_COLUMNS)
+            self._events_file.flush()
+            self._h5 = self._create_outputs()
+            self._write_info()
+        except OSError as err:
+            self._finish_frame_side()
+            self._finish_main_side()
+            self._remove_ballast()
+            raise RecorderError(f"cannot start the recording in {self.folder}: {_describe_os_error(err)}") from None
+
+    # ------------------------------------------------------------------------------------------------ setup
+    def _create_outputs(self) -> h5py.File:
+        k = len(self.behaviours)
+        h5 = h5py.File(self.outputs_path, "w")
+        h5.attrs["schema_version"] = RECORDING_SCHEMA_VERSION
+        h5.attrs["producer"] = "deg_live"
+        group = h5.create_group(OUTPUTS_GROUP)
+        group.attrs["schema_version"] = RECORDING_SCHEMA_VERSION
+        group.attrs["latent_name"] = OUTPUTS_GROUP
+        group.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        group.attrs["rows"] = "processed frames (see frame_index); equal to video rows when nothing was skipped"
+        group.attrs["stream_ids"] = "[]"
+        chunk = 256
+        for name, dtype, width in _OUTPUT_DATASETS:
+            width = k if width == "K" else None
+            if width:
+                shape, maxshape, chunks = (0, width), (None, width), (chunk, width)
+            else:
+                shape, maxshape, chunks = (0,), (None,), (chunk,)
+            group.create_dataset(name, shape=shape, maxshape=maxshape, chunks=chunks, dtype=dtype)
+        group.create_dataset("thresholds", data=self.thresholds)
+        group.create_dataset("class_names", data=np.array(self.behaviours, dtype="S"))
+        h5.flush()
+        return h5
+
+    def _write_info(self) -> None:
+        info = {
+            "schema_version": RECORDING_SCHEMA_VERSION,
+            "session": self.session,
+            "camera_id": self.camera_id,
+            "behaviours": self.behaviours,
+            "thresholds": [float(x) for x in self.thresholds],
+            "codec": self.codec,
+            "started": _dt.datetime.fromtimestamp(self.started_unix, _dt.timezone.utc).isoformat(timespec="seconds"),
+            "finished": None,
+            "status": self._status,
+            "failure": self.failed,
+            "frames_written": self.frames_written,
+            "frames_dropped": self.frames_dropped,
+            "outputs_written": self.outputs_written,
+            "events_written": self.events_written,
+            "source_ended": self.source_ended,
+            "files": {
+                "video": self.video_path.name,
+                "frames": self.frames_path.name,
+                "outputs": self.outputs_path.name,
+                "events": self.events_path.name,
+            },
+            **self._metadata,
+        }
+        if self._status != "recording":
+            info["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        atomic_write_text(self.info_path, json.dumps(info, indent=2) + "\n")
+
+    # ------------------------------------------------------------------------------------------- frames
+    def start(self, source: LosslessSource) -> None:
+        """Start the frame thread reading ``source`` (the lossless receiver; the recorder closes it)."""
+        if self._thread is not None:
+            raise RuntimeError("the recorder is already started")
+        self._source = source
+        self._thread = threading.Thread(target=self._frame_loop, name="deg-live-recorder", daemon=True)
+        self._thread.start()
+
+    def _frame_loop(self) -> None:
+        source = self._source
+        while True:
+            # After close() asked to stop, keep writing what is already waiting (up to a deadline), then stop.
+            if self._stop.is_set() and time.monotonic() > self._drain_deadline:
+                break
+            try:
+                frame = source.recv(timeout=0.2)
+            except EndOfStream as end:
+                self.source_ended = end.reason
+                logger.info("recorder: the frame stream ended (%s); %d frames", end.reason, self.frames_written)
+                break
+            except UserFacingError as err:  # a malformed message: the receiver counts it; keep going
+                logger.warning("recorder: %s", err)
+                continue
+            except Exception as err:  # the receiver was closed under us
+                logger.debug("recorder: receiver stopped: %s", err)
+                break
+            if frame is None:
+                if self._stop.is_set():
+                    break
+                if self.failed is not None:
+                    self._finish_frame_side()
+                continue
+            self.write_frame(frame)
+        self._flush_frames(force=True)
+
+    def write_frame(self, frame: Frame) -> bool:
+        """Append one frame to the video and the frame table (the frame thread calls this; public for tests).
+
+        Returns:
+            True if written; False if the recording has stopped or the frame does not fit the video's size.
+        """
+        if self.failed is not None or self._frame_side_done:
+            self.frames_dropped += 1
+            self._finish_frame_side()
+            return False
+        try:
+            rgb = np.ascontiguousarray(frame.to_rgb())
+        except UserFacingError as err:
+            logger.warning("recorder: frame %d not recorded: %s", frame.index, err)
+            self.frames_dropped += 1
+            return False
+        try:
+            if self._video is None:
+                fps = frame.fps if frame.fps else self.fps
+                self._video = _VideoWriter(self.video_path, rgb.shape[1], rgb.shape[0], fps, self.codec)
+            if rgb.shape != self._video.shape:
+                if self.frames_dropped == 0:
+                    logger.error(
+                        "recorder: frame %d is %s but the video is %s; frames of another size are not recorded",
+                        frame.index,
+                        rgb.shape,
+                        self._video.shape,
+                    )
+                self.frames_dropped += 1
+                return False
+            video_frame = self._video.frames
+            self._video.write(rgb)
+            self._frames_csv.writerow(
+                (
+                    video_frame,
+                    frame.index,
+                    "" if frame.source_frame is None else frame.source_frame,
+                    "" if frame.camera_timestamp_ns is None else frame.camera_timestamp_ns,
+                    frame.capture_time_ns,
+                    "" if frame.publish_time_ns is None else frame.publish_time_ns,
+                    "" if frame.receive_time_ns is None else frame.receive_time_ns,
+                    frame.stream_id or "",
+                )
+            )
+            self.frames_written += 1
+            self._flush_frames()
+        except OSError as err:
+            self._fail(err, self.video_path)
+            self._finish_frame_side()
+            return False
+        return True
+
+    def _flush_frames(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._frames_last_flush < self.flush_s:
+            return
+        self._frames_last_flush = now
+        f = self._frames_file
+        if self.failed is None and f is not None and not f.closed:
+            try:
+                f.flush()
+            except OSError as err:
+                self._fail(err, self.frames_path)
+                self._finish_frame_side()
+
+    def _finish_frame_side(self) -> None:
+        """Finalise the video and the frame table (frame thread, or close() after the thread ended)."""
+        if self._frame_side_done:
+            return
+        self._frame_side_done = True
+        if self._video is not None:
+            try:
+                self._video.close()
+            except OSError as err:
+                self._fail(err, self.video_path)
+                self._video.abandon()
+        f, self._frames_file = self._frames_file, None
+        if f is not None:
+            try:
+                f.close()
+            except OSError as err:
+                self._fail(err, self.frames_path)
+
+    # ------------------------------------------------------------------------------------ predictions
+    def write_outputs(
+        self,
+        frame_index: int,
+        probs: np.ndarray,
+        decisions: np.ndarray,
+        logits: np.ndarray | None = None,
+        *,
+        capture_time_ns: int = 0,
+        decision_time_ns: int = 0,
+        stream_id: str | None = None,
+    ) -> None:
+        """Buffer one processed frame's outputs (written to HDF5 at most ``flush_s`` later).
+
+        Args:
+            frame_index: the camera's frame index.
+            probs: ``(K,)`` probabilities.
+            decisions: ``(K,)`` bool decisions after postprocessing.
+            logits: ``(K,)`` the encoder's logits, or None (stored as NaN).
+            capture_time_ns: the frame's capture time (host clock).
+            decision_time_ns: when the decision was made (host clock).
+            stream_id: the camera stream the frame came from.
+        """
+        if self.failed is not None or self._main_side_done:
+            self._finish_main_side()
+            return
+        sid = stream_id or ""
+        if sid not in self._stream_ids:
+            self._stream_ids.append(sid)
+        k = len(self.behaviours)
+        self._rows.append(
+            (
+                np.asarray(probs, np.float32),
+                np.full(k, np.nan, np.float32) if logits is None else np.asarray(logits, np.float32),
+                np.asarray(decisions, np.uint8),
+                int(frame_index),
+                int(capture_time_ns),
+                int(decision_time_ns),
+                self._stream_ids.index(sid),
+            )
+        )
+        self.maybe_flush()
+
+    def write_event(self, event: Any) -> None:
+        """Append one onset/offset to the events CSV (an :class:`deg_live.events.EventMessage` or a mapping)."""
+        if self.failed is not None or self._main_side_done:
+            self._finish_main_side()
+            return
+        data = dataclasses.asdict(event) if dataclasses.is_dataclass(event) else dict(event)
+        try:
+            self._events_csv.writerow(["" if data.get(c) is None else data.get(c) for c in EVENT_COLUMNS])
+            self._events_file.flush()
+            self.events_written += 1
+        except OSError as err:
+            self._fail(err, self.events_path)
+            self._finish_main_side()
+
+    def maybe_flush(self, force: bool = False) -> None:
+        """Write buffered outputs to HDF5 and flush it if ``flush_s`` has passed (or ``force``)."""
+        now = time.monotonic()
+        if not force and now - self._last_flush < self.flush_s:
+            return
+        self._last_flush = now
+        if self.failed is not None:
+            self._finish_main_side()
+            return
+        try:
+            self._write_rows()
+        except OSError as err:
+            self._fail(err, self.outputs_path)
+            self._finish_main_side()
+
+    def _write_rows(self) -> None:
+        if not self._rows or self._h5 is None:
+            return
+        rows, self._rows = self._rows, []
+        group = self._h5[OUTPUTS_GROUP]
+        n0, n = group["frame_index"].shape[0], len(rows)
+        for (name, _, width), values in zip(_OUTPUT_DATASETS, zip(*rows)):
+            dataset = group[name]
+            dataset.resize(n0 + n, axis=0)
+            dataset[n0:] = np.stack(values) if width else np.asarray(values)
+        group.attrs["stream_ids"] = json.dumps(self._stream_ids)
+        self._h5.flush()
+        self.outputs_written += n
+
+    def _finish_main_side(self) -> None:
+        """Finalise the outputs (the rows still buffered included) and the events CSV (pipeline thread)."""
+        if self._main_side_done:
+            return
+        self._main_side_done = True
+        try:
+            self._write_rows()  # after a failure the ballast's room keeps these
+        except OSError as err:
+            self._fail(err, self.outputs_path)
+        h5, self._h5 = self._h5, None
+        if h5 is not None:
+            try:
+                h5.close()
+            except Exception as err:  # h5py raises RuntimeError/OSError on a failed metadata write
+                self._fail(err, self.outputs_path)
+        f, self._events_file = self._events_file, None
+        if f is not None:
+            try:
+                f.close()
+            except OSError as err:
+                self._fail(err, self.events_path)
+
+    # ------------------------------------------------------------------------------------------ faults
+    def _fail(self, err: BaseException, path: Path) -> None:
+        """Stop recording (once): free the ballast, say so loudly, mark the summary ``failed``."""
+        with self._lock:
+            if self.failed is not None:
+                return
+            self.failed = f"writing {path.name}: {_describe_os_error(err)}"
+        self._remove_ballast()
+        logger.error(
+            "RECORDING STOPPED: %s. Kept %d video frames and %d output rows in %s (valid up to there); "
+            "inference and events go on. Free space and start a new recording.",
+            self.failed,
+            self.frames_written,
+            self.outputs_written,
+            self.folder,
+        )
+        self._status = "failed"
+        try:
+            self._write_info()
+        except OSError as info_err:
+            logger.error("recorder: could not update %s: %s", self.info_path, _describe_os_error(info_err))
+
+    def _remove_ballast(self) -> None:
+        try:
+            self.ballast_path.unlink(missing_ok=True)
+        except OSError as err:
+            logger.debug("removing the ballast file: %s", err)
+
+    # --------------------------------------------------------------------------------------- finalise
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has run."""
+        return self._closed
+
+    @property
+    def status(self) -> str:
+        """``recording``, then ``complete``, ``interrupted`` or ``failed``."""
+        return self._status
+
+    def close(self, status: str | None = None, telemetry: Any = None, timeout: float = 10.0) -> None:
+        """Finalise every file (idempotent).
+
+        Stops the frame thread (after it wrote what it had), flushes the video, writes the last outputs,
+        ``video_frame``, telemetry and the recording summary.
+
+        Args:
+            status: ``"complete"`` (default), or ``"interrupted"`` (Ctrl-C/SIGTERM); ``"failed"`` is set for you
+                after a write error.
+            telemetry: a :class:`deg_live.telemetry.Telemetry` to save beside the recording, or None.
+            timeout: seconds to wait for the frame thread to finish writing what it has.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._drain_deadline = time.monotonic() + min(timeout / 2, 3.0)
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                logger.error("recorder: the frame thread did not stop within %.0f s", timeout)
+        if self._source is not None:
+            try:
+                self._source.close()
+            except Exception as err:
+                logger.debug("closing the lossless receiver: %s", err)
+        if self._thread is None or not self._thread.is_alive():
+            self._finish_frame_side()
+        if self.failed is None:
+            try:
+                self._write_rows()
+                self._write_video_frame_column()
+            except OSError as err:
+                self._fail(err, self.outputs_path)
+        self._finish_main_side()
+        self._status = "failed" if self.failed else (status or "complete")
+        try:
+            if telemetry is not None:
+                telemetry.save(self.folder, prefix=f"{self.session}_")
+            self._write_info()
+        except OSError as err:
+            logger.error(
+                "recorder: could not write the recording summary in %s: %s", self.folder, _describe_os_error(err)
+            )
+        self._remove_ballast()
+        logger.info(
+            "recording %s: %s, %d frames, %d output rows, %d events in %s",
+            self.session,
+            self._status,
+            self.frames_written,
+            self.outputs_written,
+            self.events_written,
+            self.folder,
+        )
+
+    def _write_video_frame_column(self) -> None:
+        """Add ``video_frame`` to the outputs: which video row holds each processed frame (-1: not recorded)."""
+        if self._h5 is None:
+            return
+        lookup: dict[tuple[str, int], int] = {}
+        with open(self.frames_path, newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            next(reader, None)
+            for row in reader:
+                if len(row) == len(FRAME_COLUMNS):
+                    lookup[(row[7], int(row[1]))] = int(row[0])
+        group = self._h5[OUTPUTS_GROUP]
+        index = group["frame_index"][:]
+        stream = group["stream"][:]
+        ids = self._stream_ids
+        video_frame = np.array(
+            [lookup.get((ids[s] if 0 <= s < len(ids) else "", int(i)), -1) for i, s in zip(index, stream)], np.int64
+        )
+        if "video_frame" in group:
+            del group["video_frame"]
+        group.create_dataset("video_frame", data=video_frame)
+        self._h5.flush()
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, exc_type, *exc: object) -> None:
+        self.close("interrupted" if exc_type is KeyboardInterrupt else None)
+
+
+def read_recording(folder: str | Path) -> dict[str, Any]:
+    """Load a recording's summary, frame table, outputs and events (for tests and quick looks).
+
+    Returns:
+        dict with ``info`` (the summary JSON), ``frames`` (dict of column -> array), ``outputs`` (dict of
+        dataset -> array) and ``events`` (list of row dicts).
+    """
+    folder = Path(folder)
+    session = folder.name
+    info = json.loads((folder / f"{session}_recording.json").read_text())
+    frames: dict[str, list] = {c: [] for c in FRAME_COLUMNS}
+    with open(folder / f"{session}_frames.csv", newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            for c in FRAME_COLUMNS:
+                frames[c].append(row[c])
+    frame_arrays = {
+        c: (np.array([int(v) if v != "" else -1 for v in values], np.int64) if c != "stream_id" else values)
+        for c, values in frames.items()
+    }
+    outputs = {}
+    with h5py.File(folder / f"{session}_outputs.h5", "r") as h5:
+        for name, dataset in h5[OUTPUTS_GROUP].items():
+            outputs[name] = dataset[()]
+        outputs["stream_ids"] = json.loads(h5[OUTPUTS_GROUP].attrs["stream_ids"])
+    with open(folder / f"{session}_events.csv", newline="", encoding="utf-8") as f:
+        events = list(csv.DictReader(f))
+    return {"info": info, "frames": frame_arrays, "outputs": outputs, "events": events}

@@ -1,0 +1,63 @@
+"""``deg-train export``: write a model bundle for deg-live from trained runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``export`` to ``deg-train``."""
+    parser = subparsers.add_parser(
+        "export",
+        help="export trained runs as a model bundle for deg-live",
+        description="Export a feature run + a causal sequence run as a model bundle: encoder.onnx and "
+        "sequence_step.onnx (dynamic batch), torch exported programs (.pt2) and manifest.json (behaviours, "
+        "thresholds and postprocessing picked on validation, input size, frames per window, training summary, "
+        "sha256 of every file). The exported graphs are checked against torch before the bundle is written.",
+    )
+    parser.add_argument(
+        "run_or_project",
+        metavar="RUN_OR_PROJECT",
+        help="a sequence run directory, or a project directory (its newest finished sequence run is exported)",
+    )
+    parser.add_argument("--out", required=True, metavar="BUNDLE", help="the bundle directory to write")
+    parser.add_argument(
+        "--feature-run",
+        metavar="RUN",
+        help="the feature run (default: the one the sequence run was trained on, from its checkpoint)",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle directory")
+    parser.add_argument("--no-torch", action="store_true", help="skip the torch exported programs (.pt2); ONNX only")
+    parser.add_argument(
+        "--check-video",
+        metavar="VIDEO",
+        help="check the export on this video's first frames instead of random frames",
+    )
+    parser.add_argument("--preset", help="preset name to record in the manifest (default: from the run)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export and print a one-screen summary of the bundle."""
+    from deg_train.export import export_from_path
+
+    bundle = export_from_path(
+        args.run_or_project,
+        args.out,
+        feature_run=args.feature_run,
+        overwrite=args.overwrite,
+        torch_programs=not args.no_torch,
+        example_video=args.check_video,
+        preset=args.preset,
+    )
+    m = bundle.manifest
+    print(f"bundle: {bundle.directory}")
+    print(f"behaviours ({m.num_behaviours}): {', '.join(m.behaviours)}")
+    print(f"thresholds: {json.dumps([round(t, 3) for t in m.thresholds])}")
+    print(f"input: {m.input.height}x{m.input.width} RGB, {m.input.frames_per_window} frames per window")
+    seq = m.sequence
+    print(f"features: {seq.feature_size}, sequence state: {seq.kind}, receptive field {seq.receptive_field}")
+    for rel, entry in m.files.items():
+        print(f"  {rel:24s} {entry.bytes / 1e6:8.2f} MB  sha256 {entry.sha256[:12]}")
+    return 0

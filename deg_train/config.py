@@ -1,0 +1,293 @@
+"""The training configuration: one typed object for all three stages, loaded from a preset plus overrides.
+
+A run of ``deg-train train-flow | train-features | train-sequence`` reads a :class:`TrainConfig`. It comes from a
+preset YAML in ``configs/presets/`` (``deg_f``, ``deg_m``, ``deg_s``, ``tiny``, ``demo_cpu``) or any YAML file,
+with ``key=value`` overrides from the command line on top (``flow.epochs=3 train.seed=1``). Unknown keys and wrong
+types are :class:`~camera_adapters.settings.ConfigError` naming the file and the dotted key.
+
+Inheritance: a preset file may name another with a top-level ``base:`` key (a preset name such as ``defaults`` or
+a path relative to the file). The base is read first and the file's own keys are merged on top, recursively
+(mappings merge, everything else replaces). ``defaults.yaml`` holds every key with a comment; the others hold only
+what they change. The resolved config (every key, after inheritance and overrides) is saved as ``config.yaml`` in
+each run directory, and :func:`load_config` reads such a file back.
+
+Example:
+    >>> cfg = load_config("deg_f", ["flow.epochs=2"])
+    >>> cfg.flow.arch, cfg.flow.epochs
+    ('TinyMotionNet', 2)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from camera_adapters.settings import ConfigError, load_settings, merge, read_yaml, save_settings, to_dict
+from deg_live.postprocess import PostprocessSettings
+
+CONFIG_SCHEMA_VERSION = 1
+
+#: Where the preset YAML files live (the repository's ``configs/presets``); ``DEG_TRAIN_PRESETS`` overrides it.
+PRESETS_DIR = Path(os.environ.get("DEG_TRAIN_PRESETS", Path(__file__).resolve().parent.parent / "configs/presets"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sections
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DataConfig:
+    """What the models see (see ``defaults.yaml`` for each key).
+
+    The train/validation/test split is the project's (``DATA/split.yaml``, made by ``deg-train split`` from the
+    project settings), not part of a training config: every stage and every run sees the same split.
+    """
+
+    size: tuple[int, int] = (128, 128)
+    frames_per_window: int = 11
+
+    def __post_init__(self) -> None:
+        if any(s <= 0 or s % 16 for s in self.size):
+            raise ValueError(f"size {list(self.size)}: height and width must be positive multiples of 16")
+        if self.frames_per_window < 2:
+            raise ValueError("frames_per_window must be at least 2 (flows are between consecutive frames)")
+
+
+@dataclass
+class AugmentConfig:
+    """Training-time augmentation, the same random transform for every frame of a clip."""
+
+    enabled: bool = True
+    backend: Literal["fused", "kornia"] = "fused"
+    crop_scale: tuple[float, float] = (0.8, 1.0)
+    lr_flip: float = 0.5
+    ud_flip: float = 0.0
+    degrees: float = 10.0
+    brightness: float = 0.25
+    contrast: float = 0.1
+    saturation: float = 0.1
+    hue: float = 0.1
+    grayscale: float = 0.5
+
+    def __post_init__(self) -> None:
+        lo, hi = self.crop_scale
+        if not 0 < lo <= hi <= 1:
+            raise ValueError(f"crop_scale {list(self.crop_scale)}: need 0 < min <= max <= 1")
+        for name in ("lr_flip", "ud_flip", "grayscale"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} is a probability and must lie in [0, 1]")
+        if not 0 <= self.hue <= 0.5:
+            raise ValueError("hue must lie in [0, 0.5]")
+
+
+@dataclass
+class FlowConfig:
+    """Stage 1: the self-supervised flow generator."""
+
+    arch: str = "TinyMotionNet"
+    weights: str | None = None
+    epochs: int = 10
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    batch_size: int = 32
+    steps_per_epoch: int | None = 1000
+    val_steps: int | None = 200
+    smooth_weight_multiplier: float = 1.0
+    flow_sparsity: bool = False
+    sparsity_weight: float = 0.0
+    flow_max: float = 5.0
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FeatureConfig:
+    """Stage 2: the hidden two-stream feature extractor (frozen flow generator + spatial and flow CNNs)."""
+
+    arch: str = "resnet18"
+    fusion: Literal["average", "concatenate"] = "average"
+    flow_fusion_weight: float = 1.5
+    width: float = 1.0
+    dropout: float = 0.9
+    weights: str | None = None
+    flow_run: str | None = None
+    epochs: int = 20
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    batch_size: int = 32
+    steps_per_epoch: int | None = 1000
+    val_steps: int | None = 1000
+    focal_gamma: float = 1.0
+    label_smoothing: float = 0.05
+    pos_weight_beta: float = 0.25
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.flow_fusion_weight < 0:
+            raise ValueError("flow_fusion_weight must be >= 0")
+        if not 0 <= self.dropout < 1:
+            raise ValueError("dropout must lie in [0, 1)")
+
+
+#: Constructor arguments per sequence architecture (DeepEthogram's TGM numbers; see docs/models.md).
+SEQUENCE_PARAMS: dict[str, dict[str, Any]] = {
+    "tgm": {"n_filters": 8, "filter_length": 15, "num_layers": 3, "c_out": 8, "num_features": 128,
+            "input_dropout": 0.5, "dropout": 0.5},
+    "tcn": {"hidden_size": 64, "kernel_size": 3, "dilations": [1, 2, 4, 8], "input_dropout": 0.5, "dropout": 0.25},
+    "gru": {"hidden_size": 64, "num_layers": 1, "input_dropout": 0.5, "dropout": 0.25},
+}
+
+
+@dataclass
+class SequenceConfig:
+    """Stage 3: the causal sequence model over saved stage-2 features.
+
+    ``params`` holds constructor arguments per architecture (``params.tgm``, ``params.gru``...), so switching
+    ``arch`` needs no other change; :meth:`model_params` gives the current architecture's.
+    """
+
+    arch: str = "tgm"
+    causal: bool = True
+    params: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: dict(v) for k, v in SEQUENCE_PARAMS.items()})
+    feature_run: str | None = None
+    latent_name: str | None = None
+    epochs: int = 100
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    batch_size: int = 16
+    chunk_length: int = 180
+    steps_per_epoch: int | None = None
+    val_steps: int | None = None
+    focal_gamma: float = 1.0
+    label_smoothing: float = 0.05
+    pos_weight_beta: float = 0.25
+
+    def model_params(self) -> dict[str, Any]:
+        """Constructor arguments of ``arch`` (``params[arch]``, empty if not given)."""
+        return dict(self.params.get(self.arch.lower(), {}))
+
+
+@dataclass
+class LoopConfig:
+    """The training loop shared by the stages (``train:`` section)."""
+
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    deterministic: bool = True
+    patience: int = 5
+    reduce_factor: float = 0.1
+    min_lr: float = 5e-7
+    early_stop_patience: int | None = 10
+    max_steps_per_epoch: int | None = None
+    max_val_steps: int | None = None
+    num_workers: int = 0
+    grad_clip: float | None = None
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.reduce_factor < 1:
+            raise ValueError("reduce_factor must lie in (0, 1)")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; saved as ``config.yaml`` beside each run."""
+
+    schema_version: int = CONFIG_SCHEMA_VERSION
+    preset: str = "deg_f"
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    feature: FeatureConfig = field(default_factory=FeatureConfig)
+    sequence: SequenceConfig = field(default_factory=SequenceConfig)
+    postprocess: PostprocessSettings = field(default_factory=PostprocessSettings)
+    train: LoopConfig = field(default_factory=LoopConfig)
+
+    def __post_init__(self) -> None:
+        if self.schema_version > CONFIG_SCHEMA_VERSION:
+            raise ValueError(
+                f"schema_version {self.schema_version} is newer than this deg-train understands "
+                f"({CONFIG_SCHEMA_VERSION}); upgrade deg-train"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain YAML-ready values."""
+        return to_dict(self)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Loading and saving
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def list_presets() -> list[str]:
+    """Names of the preset files in :data:`PRESETS_DIR` (without ``.yaml``)."""
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def preset_path(name_or_path: str | os.PathLike) -> Path:
+    """The YAML file for a preset name (``deg_f``) or a path to a YAML file.
+
+    Raises:
+        ConfigError: neither an existing file nor a known preset name (the message lists the known ones).
+    """
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        return path
+    candidate = PRESETS_DIR / f"{name_or_path}.yaml"
+    if candidate.is_file():
+        return candidate
+    raise ConfigError(
+        f"unknown preset {str(name_or_path)!r}; known presets: {', '.join(list_presets()) or '(none)'} "
+        f"(in {PRESETS_DIR}), or give a path to a YAML file"
+    )
+
+
+def read_preset(name_or_path: str | os.PathLike, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a preset's mapping with its ``base:`` chain merged in (base first, the file's keys on top).
+
+    Raises:
+        ConfigError: a missing file, bad YAML, or a ``base:`` cycle.
+    """
+    path = preset_path(name_or_path).resolve()
+    if path in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, path))
+        raise ConfigError(f"{path}: base: cycle ({chain})")
+    data = read_yaml(path)
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: base: expected a preset name or a path, got {base!r}")
+    base_ref: str | Path = base
+    if base.endswith((".yaml", ".yml")) and not Path(base).is_absolute():
+        base_ref = path.parent / base
+    return merge(read_preset(base_ref, (*_seen, path)), data)
+
+
+def load_config(preset_or_path: str | os.PathLike | None = "deg_f", overrides: list[str] | tuple = ()) -> TrainConfig:
+    """Load a :class:`TrainConfig` from a preset name or YAML file, then apply ``key=value`` overrides.
+
+    Args:
+        preset_or_path: ``deg_f``, ``deg_m``, ``deg_s``, ``tiny``, ``demo_cpu``, any preset in ``configs/presets``,
+            a path to a YAML file (a run's saved ``config.yaml`` works too), or None for the built-in defaults.
+        overrides: ``dotted.key=value`` strings, e.g. ``["flow.epochs=2", "data.size=[96, 96]"]``.
+
+    Raises:
+        ConfigError: unknown preset, unknown key, wrong type or invalid value; the message names file and key.
+    """
+    if preset_or_path is None:
+        return load_settings(TrainConfig, {}, overrides=overrides, source="defaults")
+    path = preset_path(preset_or_path)
+    data = read_preset(path)
+    return load_settings(TrainConfig, data, overrides=overrides, source=str(path))
+
+
+def save_config(config: TrainConfig, path: str | os.PathLike) -> Path:
+    """Write the resolved config as YAML (atomically) and return the path; :func:`load_config` reads it back."""
+    return save_settings(config, path, header="deg-train resolved config: every key, after presets and overrides")

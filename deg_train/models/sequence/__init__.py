@@ -1,0 +1,8 @@
+"""Stage 3 sequence models (registry kind ``"sequence"``): causal TGM, dilated TCN, GRU."""
+
+from deg_train.models.sequence.base import SequenceModel
+from deg_train.models.sequence.gru import GRU
+from deg_train.models.sequence.tcn import TCN
+from deg_train.models.sequence.tgm import TGM, TGMLayer
+
+__all__ = ["GRU", "TCN", "TGM", "SequenceModel", "TGMLayer"]

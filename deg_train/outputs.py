@@ -1,0 +1,328 @@
+"""Per-video model outputs on disk: ``DATA/<video>/<video>_outputs.h5``, in DeepEthogram's layout.
+
+One HDF5 file per video holds one group per model that has run on it, named by the model's *latent name*
+(DeepEthogram uses the feature extractor's arch, e.g. ``resnet18``, for stage 2 and the sequence arch, e.g.
+``tgmj``, for stage 3). DeepEthogram's GUI and its ``projects.import_outputfile`` read these files, so the datasets
+keep its names, dtypes and shapes:
+
+============================  ================  ===========================================================
+dataset                       shape / dtype     meaning
+============================  ================  ===========================================================
+``P``                         (N, K) float32    probabilities (sigmoid of ``logits``), one row per frame
+``logits``                    (N, K) float32    the model's outputs before the sigmoid
+``thresholds``                (K,) float32      per-behaviour thresholds picked on validation (0.5 if none yet)
+``class_names``               (K,) str (ascii)  behaviour names, ``background`` first
+``spatial_features``          (N, Ds) float32   stage 2 only: spatial stream features (before its last layer)
+``flow_features``             (N, Df) float32   stage 2 only: flow stream features
+============================  ================  ===========================================================
+
+Ours adds attributes DeepEthogram ignores: on the file ``schema_version`` and ``producer``; on each group
+``schema_version``, ``latent_name``, ``created`` (UTC ISO time), ``n_frames`` and whatever the writer passes in
+``attrs`` (for example the run directory the features came from, so stale features are detected and redone).
+
+Writes are atomic: a new file is built beside the old one (every other group copied over intact), then renamed
+over it, so a crash never leaves a half-written group or a damaged file, and other models' groups survive.
+
+Example:
+    >>> write_outputs("DATA/rat1/rat1_outputs.h5", "resnet18", spatial_features=s, flow_features=f,
+    ...               logits=z, probabilities=p, thresholds=t, behaviours=["background", "rearing"])
+    >>> out = read_outputs("DATA/rat1/rat1_outputs.h5", "resnet18")
+    >>> out.features.shape           # (N, Ds + Df): what stage 3 trains on
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from camera_adapters.errors import UserFacingError
+from camera_adapters.files import atomic_output
+
+OUTPUTS_SCHEMA_VERSION = 1
+PRODUCER = "deg_train"
+
+# Dataset names, DeepEthogram's spelling.
+_P, _LOGITS, _THRESHOLDS, _CLASS_NAMES = "P", "logits", "thresholds", "class_names"
+_SPATIAL, _FLOW = "spatial_features", "flow_features"
+
+
+class OutputsError(UserFacingError, ValueError):
+    """An outputs file is missing, unreadable, lacks the asked-for group, or has inconsistent shapes."""
+
+
+@dataclass
+class ModelOutputs:
+    """One group of an outputs file, in memory.
+
+    Attributes:
+        latent_name: the HDF5 group's name.
+        behaviours: K behaviour names, ``background`` first.
+        probabilities: ``(N, K) float32``, the ``P`` dataset.
+        logits: ``(N, K) float32``.
+        thresholds: ``(K,) float32``.
+        spatial_features: ``(N, Ds) float32`` or None (sequence-model groups have no features).
+        flow_features: ``(N, Df) float32`` or None.
+        attrs: the group's attributes (JSON-decoded where they were written as JSON).
+    """
+
+    latent_name: str
+    behaviours: list[str]
+    probabilities: np.ndarray
+    logits: np.ndarray
+    thresholds: np.ndarray
+    spatial_features: np.ndarray | None = None
+    flow_features: np.ndarray | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_frames(self) -> int:
+        """N, the number of frames."""
+        return int(self.probabilities.shape[0])
+
+    @property
+    def features(self) -> np.ndarray:
+        """``(N, Ds + Df) float32``: concat(spatial, flow), the input of the sequence model.
+
+        Raises:
+            OutputsError: the group holds no features (it came from a sequence model).
+        """
+        if self.spatial_features is None or self.flow_features is None:
+            raise OutputsError(f"group {self.latent_name!r} holds no features (it is a sequence model's output)")
+        return np.concatenate([self.spatial_features, self.flow_features], axis=1)
+
+
+def outputs_path_for(video_path: str | os.PathLike) -> Path:
+    """DeepEthogram's outputs file for a video: ``<dir>/<stem>_outputs.h5`` beside the video."""
+    video_path = Path(video_path)
+    return video_path.with_name(f"{video_path.stem}_outputs.h5")
+
+
+def list_groups(path: str | os.PathLike) -> list[str]:
+    """Names of the groups (latent names) in an outputs file; ``[]`` when the file does not exist."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    with _open_read(path) as f:
+        return sorted(k for k in f.keys() if isinstance(f[k], h5py.Group))
+
+
+def group_attrs(path: str | os.PathLike, latent_name: str) -> dict[str, Any] | None:
+    """The attributes of one group, or None when the file or the group does not exist (cheap: no data read)."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    with _open_read(path) as f:
+        if latent_name not in f:
+            return None
+        return _decode_attrs(f[latent_name].attrs)
+
+
+def write_outputs(
+    path: str | os.PathLike,
+    latent_name: str,
+    *,
+    logits: np.ndarray,
+    probabilities: np.ndarray,
+    thresholds: np.ndarray | Sequence[float] | None,
+    behaviours: Sequence[str],
+    spatial_features: np.ndarray | None = None,
+    flow_features: np.ndarray | None = None,
+    attrs: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write (or replace) the group ``latent_name`` of an outputs file, keeping every other group intact.
+
+    Args:
+        path: the ``<video>_outputs.h5`` file (created if missing).
+        latent_name: the group's name (e.g. the feature arch ``resnet18`` or the sequence arch ``tgm``).
+        logits: ``(N, K)``.
+        probabilities: ``(N, K)`` in [0, 1].
+        thresholds: ``(K,)`` or None for 0.5 everywhere (not picked yet).
+        behaviours: K names, background first.
+        spatial_features: ``(N, Ds)`` for a feature extractor's group, else None.
+        flow_features: ``(N, Df)``, given together with ``spatial_features``.
+        attrs: extra group attributes; values that are not str/int/float/bool are stored as JSON strings.
+
+    Returns:
+        The path written.
+
+    Raises:
+        OutputsError: shapes disagree (with each other or with ``behaviours``), or the existing file is not HDF5.
+    """
+    path = Path(path)
+    logits = np.asarray(logits, dtype=np.float32)
+    probabilities = np.asarray(probabilities, dtype=np.float32)
+    behaviours = [str(b) for b in behaviours]
+    k = len(behaviours)
+    if logits.ndim != 2 or probabilities.shape != logits.shape or logits.shape[1] != k:
+        raise OutputsError(
+            f"{path}: logits {logits.shape} and probabilities {probabilities.shape} must both be (N, {k}) "
+            f"for {k} behaviours"
+        )
+    n = logits.shape[0]
+    thresholds = np.full(k, 0.5, np.float32) if thresholds is None else np.asarray(thresholds, np.float32)
+    if thresholds.shape != (k,):
+        raise OutputsError(f"{path}: thresholds have shape {thresholds.shape}, expected ({k},)")
+    if (spatial_features is None) != (flow_features is None):
+        raise OutputsError(f"{path}: give both spatial_features and flow_features, or neither")
+    if spatial_features is not None:
+        spatial_features = np.asarray(spatial_features, dtype=np.float32)
+        flow_features = np.asarray(flow_features, dtype=np.float32)
+        for name, arr in ((_SPATIAL, spatial_features), (_FLOW, flow_features)):
+            if arr.ndim != 2 or arr.shape[0] != n:
+                raise OutputsError(f"{path}: {name} has shape {arr.shape}, expected ({n}, D)")
+
+    with atomic_output(path, suffix=".h5") as tmp:
+        with h5py.File(tmp, "w") as out:
+            if path.exists():
+                # Copy every other group (and the file's attributes) into the fresh file. Rebuilding rather than
+                # deleting in place reclaims the space of the replaced group (HDF5 never shrinks a file).
+                with _open_read(path) as old:
+                    for key, value in old.attrs.items():
+                        out.attrs[key] = value
+                    for key in old.keys():
+                        if key != latent_name:
+                            old.copy(old[key], out, name=key)
+            out.attrs["schema_version"] = OUTPUTS_SCHEMA_VERSION
+            out.attrs["producer"] = PRODUCER
+            group = out.create_group(latent_name)
+            group.create_dataset(_THRESHOLDS, data=thresholds, dtype=np.float32)
+            group.create_dataset(_LOGITS, data=logits, dtype=np.float32)
+            group.create_dataset(_P, data=probabilities, dtype=np.float32)
+            if spatial_features is not None:
+                group.create_dataset(_SPATIAL, data=spatial_features, dtype=np.float32)
+                group.create_dataset(_FLOW, data=flow_features, dtype=np.float32)
+            # DeepEthogram stores ascii bytes in a variable-length string dataset and decodes them when reading.
+            names = [b.encode("ascii", "ignore") for b in behaviours]
+            group.create_dataset(_CLASS_NAMES, data=names, dtype=h5py.string_dtype())
+            group.attrs["schema_version"] = OUTPUTS_SCHEMA_VERSION
+            group.attrs["latent_name"] = latent_name
+            group.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+            group.attrs["n_frames"] = n
+            for key, value in (attrs or {}).items():
+                group.attrs[key] = _encode_attr(value)
+    return path
+
+
+def read_outputs(
+    path: str | os.PathLike, latent_name: str | None = None, *, features: bool = True
+) -> ModelOutputs:
+    """Read one group of an outputs file.
+
+    Args:
+        path: the ``<video>_outputs.h5`` file.
+        latent_name: the group; None picks the only group there is (an error if there are several).
+        features: False skips reading the (large) feature datasets.
+
+    Raises:
+        OutputsError: the file is missing or unreadable, the group is not there (the message lists those that
+            are), its schema is newer than this version reads, or its datasets have inconsistent shapes.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise OutputsError(f"{path}: outputs file not found; run `deg-train extract` (or `infer`) first")
+    with _open_read(path) as f:
+        groups = sorted(k for k in f.keys() if isinstance(f[k], h5py.Group))
+        if latent_name is None:
+            if len(groups) != 1:
+                raise OutputsError(f"{path}: holds groups {groups}; say which one to read (latent name)")
+            latent_name = groups[0]
+        if latent_name not in f:
+            raise OutputsError(f"{path}: no group {latent_name!r} (it holds {groups}); run extract/infer for it")
+        group = f[latent_name]
+        attrs = _decode_attrs(group.attrs)
+        version = int(attrs.get("schema_version", 0))
+        if version > OUTPUTS_SCHEMA_VERSION:
+            raise OutputsError(
+                f"{path}: group {latent_name!r} has schema_version {version}, newer than this deg_train reads "
+                f"({OUTPUTS_SCHEMA_VERSION}); upgrade deg_train"
+            )
+        missing = [d for d in (_P, _LOGITS, _THRESHOLDS, _CLASS_NAMES) if d not in group]
+        if missing:
+            raise OutputsError(f"{path}: group {latent_name!r} lacks datasets {missing}")
+        probabilities = group[_P][()].astype(np.float32, copy=False)
+        logits = group[_LOGITS][()].astype(np.float32, copy=False)
+        thresholds = np.asarray(group[_THRESHOLDS][()], dtype=np.float32)
+        if thresholds.ndim == 2:  # DeepEthogram once stored one row per epoch: the last is the one in use
+            thresholds = thresholds[-1]
+        behaviours = [b.decode("utf-8") if isinstance(b, bytes) else str(b) for b in group[_CLASS_NAMES][()]]
+        spatial = flow = None
+        if features and _SPATIAL in group and _FLOW in group:
+            spatial = group[_SPATIAL][()].astype(np.float32, copy=False)
+            flow = group[_FLOW][()].astype(np.float32, copy=False)
+    k = len(behaviours)
+    if probabilities.shape != logits.shape or probabilities.ndim != 2 or probabilities.shape[1] != k:
+        raise OutputsError(
+            f"{path}: group {latent_name!r}: P {probabilities.shape} / logits {logits.shape} do not match "
+            f"{k} class_names"
+        )
+    if thresholds.shape != (k,):
+        raise OutputsError(f"{path}: group {latent_name!r}: thresholds {thresholds.shape}, expected ({k},)")
+    return ModelOutputs(latent_name, behaviours, probabilities, logits, thresholds, spatial, flow, attrs)
+
+
+def write_thresholds(path: str | os.PathLike, latent_name: str, thresholds: np.ndarray | Sequence[float]) -> Path:
+    """Replace the thresholds of an existing group (after they are picked on validation), atomically."""
+    out = read_outputs(path, latent_name)
+    extra = {k: v for k, v in out.attrs.items() if k not in ("schema_version", "latent_name", "created", "n_frames")}
+    return write_outputs(
+        path,
+        latent_name,
+        logits=out.logits,
+        probabilities=out.probabilities,
+        thresholds=thresholds,
+        behaviours=out.behaviours,
+        spatial_features=out.spatial_features,
+        flow_features=out.flow_features,
+        attrs=extra,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _open_read(path: Path) -> h5py.File:
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        raise OutputsError(f"{path}: not a readable HDF5 outputs file ({err}); delete it and run extract again") from None
+
+
+def _encode_attr(value: Any) -> Any:
+    if isinstance(value, (str, bool, int, float, np.integer, np.floating)):
+        return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return "json:" + json.dumps(value, default=str)
+
+
+def _decode_attrs(attrs: h5py.AttributeManager) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in attrs.items():
+        if isinstance(value, bytes):
+            value = value.decode("utf-8")
+        if isinstance(value, str) and value.startswith("json:"):
+            value = json.loads(value[5:])
+        elif isinstance(value, np.generic):
+            value = value.item()
+        out[key] = value
+    return out
+
+
+def read_features(path: str | os.PathLike, latent_name: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The sequence model's inputs from a feature extractor's group.
+
+    Returns:
+        ``features (N, Ds + Df) float32`` (concat of spatial and flow features) and ``logits (N, K) float32``.
+    """
+    out = read_outputs(path, latent_name)
+    return out.features, out.logits

@@ -1,0 +1,496 @@
+"""The three training stages: flow generator, hidden two-stream feature extractor, causal sequence model.
+
+Each ``train_*`` function builds its datasets from the project's split, its model from the config (and the
+previous stage's run), a small :class:`~deg_train.trainer.Task`, and hands them to :func:`deg_train.trainer.fit`.
+Each returns its run directory ``<project>/models/<YYYYmmdd_HHMMSS>_<stage>_<arch>/`` holding ``config.yaml`` (the
+resolved config, with the previous stage's run filled in), ``checkpoint_last.pt``, ``checkpoint_best.pt``,
+``metrics.csv``, ``train.log`` and ``done.json``. Passing an existing ``run_dir`` resumes that run.
+
+- Stage 1 (:func:`train_flow`): self-supervised on every frame of the training videos (labels are not needed);
+  loss = DeepEthogram's MotionNet loss (photometric + SSIM + smoothness [+ sparsity]) across three scales;
+  monitor ``val_loss``.
+- Stage 2 (:func:`train_features`): the flow generator of a stage-1 run, frozen, feeds the flow stream; focal
+  binary cross-entropy with positive weights ``(neg/pos)^beta`` and label smoothing on labelled frames only
+  (-1 masked), final-layer biases initialised to ``log(pos/neg)``; monitor ``val_f1`` (macro F1 over the
+  behaviours other than background, each at its best validation threshold).
+- Stage 3 (:func:`train_sequence`): on the features stage 2 saved in ``<video>_outputs.h5`` (extracted first if
+  missing, by :func:`deg_train.extract.extract_features`); windows at random offsets every epoch with the model's
+  receptive field of real past before the frames that carry the loss (no fixed chunk boundaries); monitor
+  ``val_f1`` on whole validation videos.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from camera_adapters.errors import UserFacingError
+from deg_train.augment import ClipAugment, model_normalisation, prepare_clips
+from deg_train.checkpoints import build_model_from_checkpoint, new_run_dir, resolve_run
+from deg_train.config import TrainConfig, save_config
+from deg_train.data import ClipDataset
+from deg_train.trainer import CheckpointInfo, FitSettings, Task, fit, resolve_device, seed_everything
+
+log = logging.getLogger(__name__)
+
+BACKGROUND = "background"
+
+
+class StageError(UserFacingError, ValueError):
+    """A stage cannot train with this project or config (no split, no labelled videos, mismatched runs...)."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Shared helpers
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def project_split(project: Any) -> Any:
+    """The project's train/val/test split (``DATA/split.yaml``), made from the project settings if missing."""
+    split = project.load_split()
+    if split is None:
+        split = project.make_split()
+        log.info("made a split of %d videos: train %s, val %s, test %s (saved to %s)", len(project.videos),
+                 split.train, split.val, split.test, project.split_path)
+    known = set(project.video_names)
+    missing = [n for n in split.train + split.val + split.test if n not in known]
+    if missing:
+        raise StageError(f"{project.split_path}: lists videos not in the project: {missing}; remake it with "
+                         "`deg-train split --make`")
+    unsplit = sorted(known - set(split.train + split.val + split.test))
+    if unsplit:
+        log.warning("videos not in the split are not used for training: %s (remake the split to use them)", unsplit)
+    return split
+
+
+def _labelled(project: Any, names: list[str]) -> list[str]:
+    records = {r.name: r for r in project.videos}
+    return [n for n in names if records[n].labels_path is not None]
+
+
+def _prepare_run(project: Any, config: TrainConfig, stage: str, arch: str, run_dir: str | os.PathLike | None) -> Path:
+    """A new run directory (or the given one, to resume) with ``config.yaml`` written."""
+    if run_dir is None:
+        run = new_run_dir(project.models_dir, stage, arch)
+    else:
+        run = Path(run_dir)
+        run.mkdir(parents=True, exist_ok=True)
+    save_config(config, run / "config.yaml")
+    return run
+
+
+def _check_resume(run_dir: str | os.PathLike | None, stage: str) -> None:
+    if run_dir is None:
+        return
+    from deg_train.checkpoints import run_stage
+
+    found = run_stage(run_dir)
+    if found is not None and found != stage:
+        raise StageError(f"{run_dir}: this is a {found} run; it cannot resume as a {stage} run")
+
+
+def _seed_for_model(config: TrainConfig) -> None:
+    # The model's initial weights come from the seed too (fit re-seeds each epoch).
+    seed_everything(config.train.seed)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Stage 1: flow generator
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class FlowTask(Task):
+    """Self-supervised flow: frames -> flows at 3 scales -> MotionNet loss (lower is better)."""
+
+    monitor = "val_loss"
+    mode = "min"
+
+    def __init__(self, loss: nn.Module, augment: ClipAugment | None, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.loss = loss
+        self.augment = augment
+        self.mean, self.std = mean, std
+
+    def setup(self, model, device):
+        self.loss.to(device)
+
+    def _loss(self, model: nn.Module, batch: dict[str, torch.Tensor], device: torch.device, augment: Any):
+        frames = prepare_clips(batch["clip"], device, mean=self.mean, std=self.std, augment=augment)
+        flows = model(frames)  # finest first, (B, 2(T-1), h_s, w_s)
+        # The loss un-normalises with the same mean/std and compares images in [0, 1].
+        total, parts = self.loss(frames.float(), [f.float() for f in flows])
+        return total, {k: float(v) for k, v in parts.items() if k != "total"}
+
+    def train_step(self, model, batch, device):
+        return self._loss(model, batch, device, self.augment)
+
+    def val_step(self, model, batch, device):
+        total, parts = self._loss(model, batch, device, None)
+        n = len(batch["clip"])
+        return {"n": n, "loss": float(total) * n, **{k: v * n for k, v in parts.items()}}
+
+    def val_epoch(self, outputs):
+        n = sum(o["n"] for o in outputs)
+        keys = [k for k in outputs[0] if k != "n"]
+        return {f"val_{k}": sum(o[k] for o in outputs) / max(n, 1) for k in keys}
+
+
+def train_flow(project: Any, config: TrainConfig, run_dir: str | os.PathLike | None = None) -> Path:
+    """Train (or resume) a stage-1 flow generator; returns its run directory.
+
+    Args:
+        project: an open :class:`deg_train.project.Project`.
+        config: the resolved training config (``data``, ``augment``, ``flow``, ``train`` sections are used).
+        run_dir: an existing flow run to resume; None starts a new run.
+    """
+    from deg_train.losses import MotionNetLoss
+    from deg_train.models.registry import create_model
+
+    _check_resume(run_dir, "flow")
+    split = project_split(project)
+    size, T = tuple(config.data.size), config.data.frames_per_window
+    # Labels are not needed: every frame of the training videos teaches motion.
+    train_data = ClipDataset(project, split.train, size, T, labels=False)
+    val_data = ClipDataset(project, split.val, size, T, labels=False) if split.val else None
+
+    _seed_for_model(config)
+    model_kwargs = {"num_frames": T, **config.flow.params}
+    model = create_model("flow", config.flow.arch, **model_kwargs)
+    if config.flow.weights:
+        _load_initial_weights(model, config.flow.weights)
+    mean, std = model_normalisation(model)
+    loss = MotionNetLoss(
+        smooth_weight_multiplier=config.flow.smooth_weight_multiplier,
+        flow_sparsity=config.flow.flow_sparsity,
+        sparsity_weight=config.flow.sparsity_weight,
+        mean=mean,
+        std=std,
+    )
+    augment = ClipAugment(config.augment, size)
+    task = FlowTask(loss, augment if augment.enabled else None, mean, std)
+
+    run = _prepare_run(project, config, "flow", config.flow.arch, run_dir)
+    info = CheckpointInfo(stage="flow", arch=config.flow.arch, model_kwargs=model_kwargs, behaviours=[],
+                          config=config, extra={"train_videos": split.train, "val_videos": split.val,
+                                                "size": list(size)})
+    fit(model, task, train_data, val_data, run, FitSettings.from_config(config, "flow"), info)
+    return run
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Stage 2: hidden two-stream feature extractor
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _behaviour_columns(behaviours: list[str]) -> list[int]:
+    """Columns that count in the macro F1: every behaviour but background (all of them if that is all there is)."""
+    cols = [i for i, b in enumerate(behaviours) if b != BACKGROUND]
+    return cols or list(range(len(behaviours)))
+
+
+def f1_summary(probs: np.ndarray, labels: np.ndarray, behaviours: list[str], prefix: str = "val_") -> dict[str, float]:
+    """Per-behaviour F1 at each behaviour's best threshold, and their macro mean over non-background behaviours.
+
+    Args:
+        probs: (N, K) probabilities.
+        labels: (N, K) int, -1 = unlabelled.
+        behaviours: K names.
+
+    Returns:
+        ``{prefix + "f1": macro, prefix + "f1_<name>": ...}``; behaviours without positives are NaN and left out
+        of the macro mean.
+    """
+    from deg_train.metrics import threshold_search
+
+    search = threshold_search(probs, labels)
+    cols = _behaviour_columns(behaviours)
+    f1 = search.f1[cols]
+    out = {f"{prefix}f1": float(np.nanmean(f1)) if np.isfinite(f1).any() else math.nan}
+    for i, name in enumerate(behaviours):
+        out[f"{prefix}f1_{name}"] = float(search.f1[i])
+    return out
+
+
+class FeatureTask(Task):
+    """Clips -> fused logits -> masked focal BCE; validation reports loss and macro F1 (higher is better)."""
+
+    monitor = "val_f1"
+    mode = "max"
+
+    def __init__(self, loss: nn.Module, augment: ClipAugment | None, mean: torch.Tensor, std: torch.Tensor,
+                 behaviours: list[str]) -> None:
+        self.loss = loss
+        self.augment = augment
+        self.mean, self.std = mean, std
+        self.behaviours = behaviours
+
+    def setup(self, model, device):
+        self.loss.to(device)
+
+    def _forward(self, model, batch, device, augment):
+        x = prepare_clips(batch["clip"], device, mean=self.mean, std=self.std, augment=augment)
+        logits = model(x)["logits"].float()  # (B, K)
+        labels = batch["labels"].to(device)  # (B, K) int8, -1 masked
+        return logits, labels
+
+    def train_step(self, model, batch, device):
+        logits, labels = self._forward(model, batch, device, self.augment)
+        return self.loss(logits, labels), {}
+
+    def val_step(self, model, batch, device):
+        logits, labels = self._forward(model, batch, device, None)
+        n = len(labels)
+        return {"n": n, "loss": float(self.loss(logits, labels)) * n,
+                "probs": torch.sigmoid(logits).cpu().numpy(), "labels": labels.cpu().numpy()}
+
+    def val_epoch(self, outputs):
+        n = sum(o["n"] for o in outputs)
+        probs = np.concatenate([o["probs"] for o in outputs])
+        labels = np.concatenate([o["labels"] for o in outputs])
+        return {"val_loss": sum(o["loss"] for o in outputs) / max(n, 1),
+                **f1_summary(probs, labels, self.behaviours)}
+
+
+def _class_loss(section: Any, pos: np.ndarray, neg: np.ndarray) -> nn.Module:
+    from deg_train.losses import MaskedFocalBCE, pos_weight_from_counts
+
+    pos_weight = pos_weight_from_counts(pos, neg, beta=section.pos_weight_beta)
+    return MaskedFocalBCE(pos_weight=torch.as_tensor(pos_weight, dtype=torch.float32), gamma=section.focal_gamma,
+                          label_smoothing=section.label_smoothing)
+
+
+def _load_initial_weights(model: nn.Module, path: str) -> None:
+    from deg_train.weights import load_weights
+
+    load_weights(model, path, source="auto")
+    log.info("initial weights from %s", path)
+
+
+def train_features(
+    project: Any,
+    config: TrainConfig,
+    flow_run: str | os.PathLike | None = None,
+    run_dir: str | os.PathLike | None = None,
+) -> Path:
+    """Train (or resume) a stage-2 hidden two-stream feature extractor; returns its run directory.
+
+    Args:
+        project: an open project.
+        config: the resolved config (``data``, ``augment``, ``feature``, ``train`` are used).
+        flow_run: the stage-1 run whose flow generator is used (frozen); None = ``config.feature.flow_run``, or
+            the newest finished flow run.
+        run_dir: an existing feature run to resume; None starts a new run.
+    """
+    from deg_train.losses import init_bias_from_counts
+    from deg_train.models.registry import create_model
+
+    _check_resume(run_dir, "feature")
+    flow_dir = resolve_run(project, "flow", flow_run if flow_run is not None else config.feature.flow_run)
+    flow_model, flow_meta = build_model_from_checkpoint(flow_dir, expect_stage="flow")
+    T = config.data.frames_per_window
+    if flow_model.num_frames != T:
+        raise StageError(f"{flow_dir}: its flow generator takes {flow_model.num_frames} frames but "
+                         f"data.frames_per_window={T}; train a flow run with the same setting")
+    flow_size = (flow_meta.get("config") or {}).get("data", {}).get("size")
+    if flow_size and tuple(flow_size) != tuple(config.data.size):
+        log.warning("flow run %s was trained at %s, features train at %s", flow_dir.name, tuple(flow_size),
+                    tuple(config.data.size))
+    config = dataclasses.replace(config, feature=dataclasses.replace(config.feature, flow_run=str(flow_dir)))
+
+    split = project_split(project)
+    train_names, val_names = _labelled(project, split.train), _labelled(project, split.val)
+    if not train_names:
+        raise StageError(f"no labelled training videos in the split (train: {split.train}); label some videos")
+    size = tuple(config.data.size)
+    train_data = ClipDataset(project, train_names, size, T, labels=True)
+    val_data = ClipDataset(project, val_names, size, T, labels=True) if val_names else None
+    behaviours = train_data.behaviours
+    pos, neg = train_data.label_counts()
+    log.info("training frames per behaviour (positive/negative): %s",
+             ", ".join(f"{b} {p}/{n}" for b, p, n in zip(behaviours, pos, neg)))
+
+    _seed_for_model(config)
+    f = config.feature
+    flow_kwargs = {k: v for k, v in flow_meta["model_kwargs"].items() if k != "num_frames"}
+    model_kwargs = {
+        "num_classes": len(behaviours),
+        "flow_generator": flow_meta["arch"],
+        "flow_generator_kwargs": flow_kwargs,
+        "backbone": f.arch,
+        "num_frames": T,
+        "fusion": f.fusion,
+        "flow_fusion_weight": f.flow_fusion_weight,
+        "dropout": f.dropout,
+        "width": f.width,
+        **f.params,
+    }
+    model = create_model("two_stream", "hidden_two_stream", **model_kwargs)
+    if f.weights:
+        _load_initial_weights(model, f.weights)
+    model.flow_generator.load_state_dict(flow_model.state_dict())  # the trained stage-1 weights, frozen
+    for head in model.heads():
+        init_bias_from_counts(head, pos, neg)
+    mean, std = model_normalisation(model)
+    augment = ClipAugment(config.augment, size)
+    task = FeatureTask(_class_loss(f, pos, neg), augment if augment.enabled else None, mean, std, behaviours)
+
+    run = _prepare_run(project, config, "feature", f.arch, run_dir)
+    info = CheckpointInfo(
+        stage="feature", arch="hidden_two_stream", model_kwargs=model_kwargs, behaviours=behaviours, config=config,
+        extra={"flow_run": str(flow_dir), "train_videos": train_names, "val_videos": val_names,
+               "label_counts": {"pos": pos.tolist(), "neg": neg.tolist()}, "feature_size": model.num_features,
+               "spatial_size": model.spatial_dim, "size": list(size)},
+    )
+    fit(model, task, train_data, val_data, run, FitSettings.from_config(config, "feature"), info)
+    return run
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Stage 3: sequence model
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class SequenceTask(Task):
+    """Feature windows -> per-frame logits -> masked focal BCE (padding and context frames are -1)."""
+
+    monitor = "val_f1"
+    mode = "max"
+
+    def __init__(self, loss: nn.Module, behaviours: list[str]) -> None:
+        self.loss = loss
+        self.behaviours = behaviours
+
+    def collate(self, items):
+        from deg_train.sequence_data import collate_sequences
+
+        return collate_sequences(items)
+
+    def setup(self, model, device):
+        self.loss.to(device)
+
+    def _forward(self, model, batch, device):
+        logits = model(batch["features"].to(device)).float()  # (B, L, K)
+        labels = batch["labels"].to(device)  # (B, L, K), -1 = no loss
+        return logits, labels
+
+    def train_step(self, model, batch, device):
+        logits, labels = self._forward(model, batch, device)
+        k = logits.shape[-1]
+        return self.loss(logits.reshape(-1, k), labels.reshape(-1, k)), {}
+
+    def val_step(self, model, batch, device):
+        logits, labels = self._forward(model, batch, device)
+        k = logits.shape[-1]
+        probs, labs = [], []
+        for i, n in enumerate(batch["lengths"].tolist()):  # drop the right padding
+            probs.append(torch.sigmoid(logits[i, :n]).cpu().numpy())
+            labs.append(labels[i, :n].cpu().numpy())
+        loss = float(self.loss(logits.reshape(-1, k), labels.reshape(-1, k)))
+        n = int((labels >= 0).any(-1).sum())
+        return {"n": n, "loss": loss * n, "probs": np.concatenate(probs), "labels": np.concatenate(labs)}
+
+    def val_epoch(self, outputs):
+        n = sum(o["n"] for o in outputs)
+        probs = np.concatenate([o["probs"] for o in outputs])
+        labels = np.concatenate([o["labels"] for o in outputs])
+        return {"val_loss": sum(o["loss"] for o in outputs) / max(n, 1),
+                **f1_summary(probs, labels, self.behaviours)}
+
+
+def train_sequence(
+    project: Any,
+    config: TrainConfig,
+    feature_run: str | os.PathLike | None = None,
+    run_dir: str | os.PathLike | None = None,
+) -> Path:
+    """Train (or resume) a stage-3 sequence model on saved features; returns its run directory.
+
+    Features of the training and validation videos are extracted first where ``<video>_outputs.h5`` lacks them
+    (:func:`deg_train.extract.extract_features`).
+
+    Args:
+        project: an open project.
+        config: the resolved config (``sequence``, ``train`` are used).
+        feature_run: the stage-2 run whose features to use; None = ``config.sequence.feature_run``, or the newest
+            finished feature run.
+        run_dir: an existing sequence run to resume; None starts a new run.
+    """
+    from deg_train.extract import extract_features, latent_name_for
+    from deg_train.models.registry import create_model
+    from deg_train.sequence_data import SequenceDataset
+
+    _check_resume(run_dir, "sequence")
+    s = config.sequence
+    feature_dir = resolve_run(project, "feature", feature_run if feature_run is not None else s.feature_run)
+    from deg_train.checkpoints import load_checkpoint
+
+    feature_meta = {k: v for k, v in load_checkpoint(feature_dir).items() if k not in ("state_dict", "optimizer")}
+    feature_meta["config"] = {**(feature_meta.get("config") or {}),
+                              "sequence": {"latent_name": s.latent_name}}
+    latent_name = latent_name_for(feature_meta)
+    config = dataclasses.replace(config, sequence=dataclasses.replace(s, feature_run=str(feature_dir)))
+
+    split = project_split(project)
+    train_names, val_names = _labelled(project, split.train), _labelled(project, split.val)
+    if not train_names:
+        raise StageError(f"no labelled training videos in the split (train: {split.train}); label some videos")
+    device = str(resolve_device(config.train.device))
+    paths = extract_features(project, feature_dir, videos=train_names + val_names, device=device)
+    by_name = dict(zip(train_names + val_names, paths))
+    behaviours = list(feature_meta["behaviours"])
+
+    def labels_of(names: list[str]) -> list[np.ndarray]:
+        out = []
+        for name in names:
+            table = project.load_labels(name)
+            if list(table.behaviours) != behaviours:
+                raise StageError(f"{name}: behaviours {list(table.behaviours)} differ from the feature run's "
+                                 f"{behaviours}; retrain the feature extractor")
+            out.append(np.asarray(table.values, np.int8))
+        return out
+
+    train_labels = labels_of(train_names)
+    pos = sum((y == 1).sum(0) for y in train_labels)
+    neg = sum((y == 0).sum(0) for y in train_labels)
+
+    _seed_for_model(config)
+    from deg_train.outputs import read_features
+
+    feature_size = int(read_features(by_name[train_names[0]], latent_name)[0].shape[1])
+    model_kwargs = {"input_dim": feature_size, "num_classes": len(behaviours), "causal": s.causal, **s.model_params()}
+    model = create_model("sequence", s.arch, **model_kwargs)
+    rf = getattr(model, "receptive_field", None)
+    # Real past before the loss frames: the receptive field (a recurrent model gets one chunk of warm-up).
+    reach = (int(rf) - 1) if rf else s.chunk_length
+    left, right = (reach, 0) if s.causal else (reach // 2 + 1, reach // 2 + 1)
+    windows = None if s.steps_per_epoch is None else s.steps_per_epoch * s.batch_size
+    train_data = SequenceDataset.from_outputs(
+        [by_name[n] for n in train_names], train_labels, latent_name, chunk_length=s.chunk_length,
+        left_context=left, right_context=right, windows_per_epoch=windows, seed=config.train.seed,
+    )
+    val_data = None
+    if val_names:
+        val_data = SequenceDataset.from_outputs([by_name[n] for n in val_names], labels_of(val_names), latent_name,
+                                                whole=True)
+    task = SequenceTask(_class_loss(s, pos, neg), behaviours)
+
+    run = _prepare_run(project, config, "sequence", s.arch if s.causal else f"{s.arch}-centred", run_dir)
+    info = CheckpointInfo(
+        stage="sequence", arch=s.arch, model_kwargs=model_kwargs, behaviours=behaviours, config=config,
+        extra={"feature_run": str(feature_dir), "latent_name": latent_name, "train_videos": train_names,
+               "val_videos": val_names, "receptive_field": rf, "left_context": left, "right_context": right,
+               "label_counts": {"pos": np.asarray(pos).tolist(), "neg": np.asarray(neg).tolist()}},
+    )
+    settings = FitSettings.from_config(config, "sequence")
+    settings.val_batch_size = 1  # whole videos, one at a time
+    fit(model, task, train_data, val_data, run, settings, info)
+    return run

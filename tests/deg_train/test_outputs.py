@@ -1,0 +1,129 @@
+"""deg_train.outputs: the `<video>_outputs.h5` round trip, DeepEthogram's layout, other groups kept intact."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from deg_train.outputs import (
+    OUTPUTS_SCHEMA_VERSION,
+    OutputsError,
+    group_attrs,
+    list_groups,
+    outputs_path_for,
+    read_outputs,
+    write_outputs,
+    write_thresholds,
+)
+
+BEHAVIOURS = ["background", "grooming", "rearing"]
+
+
+def _arrays(n=50, k=3, ds=8, df=6, seed=0):
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(n, k)).astype(np.float32)
+    return dict(
+        spatial_features=rng.normal(size=(n, ds)).astype(np.float32),
+        flow_features=rng.normal(size=(n, df)).astype(np.float32),
+        logits=logits,
+        probabilities=1 / (1 + np.exp(-logits)),
+    )
+
+
+def test_round_trip(tmp_path):
+    path = tmp_path / "rat_outputs.h5"
+    a = _arrays()
+    write_outputs(path, "resnet18", thresholds=[0.3, 0.4, 0.5], behaviours=BEHAVIOURS, attrs={"run": "r1", "x": [1]},
+                  **a)
+    out = read_outputs(path, "resnet18")
+    assert out.behaviours == BEHAVIOURS
+    np.testing.assert_array_equal(out.logits, a["logits"])
+    np.testing.assert_array_equal(out.probabilities, a["probabilities"])
+    np.testing.assert_allclose(out.thresholds, [0.3, 0.4, 0.5])
+    np.testing.assert_array_equal(out.features, np.concatenate([a["spatial_features"], a["flow_features"]], 1))
+    assert out.n_frames == 50
+    assert out.attrs["run"] == "r1" and out.attrs["x"] == [1]
+    assert out.attrs["schema_version"] == OUTPUTS_SCHEMA_VERSION
+    assert group_attrs(path, "resnet18")["run"] == "r1"
+    assert group_attrs(path, "nope") is None
+    # the only group is picked when no name is given
+    assert read_outputs(path).latent_name == "resnet18"
+
+
+def test_deepethogram_layout(tmp_path):
+    """Read the file the way DeepEthogram's projects.import_outputfile does: plain h5py, its dataset names."""
+    path = tmp_path / "rat_outputs.h5"
+    a = _arrays()
+    write_outputs(path, "resnet18", thresholds=None, behaviours=BEHAVIOURS, **a)
+    with h5py.File(path, "r") as f:
+        assert list(f.keys()) == ["resnet18"]
+        g = f["resnet18"]
+        assert set(g.keys()) == {"P", "logits", "thresholds", "class_names", "spatial_features", "flow_features"}
+        for name in ("P", "logits", "thresholds", "spatial_features", "flow_features"):
+            assert g[name].dtype == np.float32
+        assert g["P"].shape == (50, 3) and g["thresholds"].shape == (3,)
+        names = g["class_names"][:]
+        assert isinstance(names[0], bytes)
+        assert [n.decode("utf-8") for n in names] == BEHAVIOURS
+        np.testing.assert_allclose(g["thresholds"][:], 0.5)
+
+
+def test_other_group_kept_intact(tmp_path):
+    path = tmp_path / "rat_outputs.h5"
+    a, b = _arrays(seed=1), _arrays(seed=2)
+    write_outputs(path, "resnet18", thresholds=None, behaviours=BEHAVIOURS, **a)
+    # a sequence model's group: no features
+    write_outputs(path, "tgm", logits=b["logits"], probabilities=b["probabilities"], thresholds=[0.2] * 3,
+                  behaviours=BEHAVIOURS)
+    assert list_groups(path) == ["resnet18", "tgm"]
+    np.testing.assert_array_equal(read_outputs(path, "resnet18").spatial_features, a["spatial_features"])
+    seq = read_outputs(path, "tgm")
+    assert seq.spatial_features is None
+    with pytest.raises(OutputsError, match="no features"):
+        _ = seq.features
+    # replacing one group keeps the other and does not grow the file without bound
+    size = path.stat().st_size
+    for _ in range(3):
+        write_outputs(path, "tgm", logits=a["logits"], probabilities=a["probabilities"], thresholds=None,
+                      behaviours=BEHAVIOURS)
+    assert path.stat().st_size <= size * 1.2
+    np.testing.assert_array_equal(read_outputs(path, "resnet18").flow_features, a["flow_features"])
+    np.testing.assert_array_equal(read_outputs(path, "tgm").logits, a["logits"])
+    write_thresholds(path, "tgm", [0.1, 0.2, 0.3])
+    np.testing.assert_allclose(read_outputs(path, "tgm").thresholds, [0.1, 0.2, 0.3])
+    with pytest.raises(OutputsError, match="say which one"):
+        read_outputs(path)
+
+
+def test_failed_write_leaves_file_untouched(tmp_path):
+    path = tmp_path / "rat_outputs.h5"
+    a = _arrays()
+    write_outputs(path, "resnet18", thresholds=None, behaviours=BEHAVIOURS, **a)
+    before = path.read_bytes()
+    with pytest.raises(OutputsError, match="must both be"):
+        write_outputs(path, "resnet18", logits=a["logits"][:, :2], probabilities=a["probabilities"],
+                      thresholds=None, behaviours=BEHAVIOURS)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rat_outputs.h5"]  # no temp file left behind
+
+
+def test_errors(tmp_path):
+    with pytest.raises(OutputsError, match="not found"):
+        read_outputs(tmp_path / "missing_outputs.h5")
+    bad = tmp_path / "bad_outputs.h5"
+    bad.write_bytes(b"not hdf5")
+    with pytest.raises(OutputsError, match="not a readable HDF5"):
+        read_outputs(bad)
+    path = tmp_path / "x_outputs.h5"
+    write_outputs(path, "resnet18", thresholds=None, behaviours=BEHAVIOURS, **_arrays())
+    with pytest.raises(OutputsError, match="no group 'tgm'"):
+        read_outputs(path, "tgm")
+    with h5py.File(path, "r+") as f:
+        f["resnet18"].attrs["schema_version"] = OUTPUTS_SCHEMA_VERSION + 1
+    with pytest.raises(OutputsError, match="upgrade"):
+        read_outputs(path, "resnet18")
+
+
+def test_outputs_path_for(tmp_path):
+    assert outputs_path_for(tmp_path / "DATA" / "rat1" / "rat1.mp4") == tmp_path / "DATA" / "rat1" / "rat1_outputs.h5"
