@@ -214,7 +214,10 @@ class FramePublisher:
 
     def _enqueue_lossless(self, item: Any) -> None:
         if self.lossless_block or isinstance(item, tuple):
-            while not (self._stop.is_set() or self._unblock.is_set()):
+            # Frames in blocking mode wait for the receiver as long as it takes; the end message waits a little
+            # (the receiver may be gone) so that ending never hangs.
+            deadline = time.monotonic() + (2.0 if isinstance(item, tuple) else float("inf"))
+            while not (self._stop.is_set() or self._unblock.is_set()) and time.monotonic() < deadline:
                 try:
                     self._lossless_queue.put(item, timeout=0.1)
                     return

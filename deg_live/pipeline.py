@@ -97,6 +97,7 @@ class FrameResult:
         stream_id: the camera stream's id.
         frame: the received :class:`camera_adapters.wire.Frame` (pixels are a read-only view).
         timings: seconds per stage (see :mod:`deg_live.telemetry`).
+        published_ns: when the state message was sent (0 if none was sent for this frame).
     """
 
     frame_index: int
@@ -111,6 +112,7 @@ class FrameResult:
     stream_id: str | None
     frame: Frame | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    published_ns: int = 0
 
 
 class _QueueSource:
@@ -513,6 +515,7 @@ class LivePipeline:
             if not self.state_publisher.publish(state):
                 self.telemetry.count("publish_dropped")
         done_ns = time.time_ns()
+        result.published_ns = done_ns
         timings["publish"] = time.perf_counter() - t3
         if frame.capture_time_ns:
             timings["end_to_end"] = (done_ns - frame.capture_time_ns) / 1e9

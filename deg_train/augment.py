@@ -201,7 +201,8 @@ def prepare_clips(
     Args:
         clip: ``(B, T, H, W, 3) uint8`` from the DataLoader.
         device: the training device; the upload happens while the data is still 1 byte per value.
-        mean, std: ``(3,)`` per-channel normalisation (:func:`model_normalisation`); None leaves [0, 1] floats.
+        mean: ``(3,)`` per-channel mean (:func:`model_normalisation`); None leaves [0, 1] floats.
+        std: ``(3,)`` per-channel standard deviation.
         augment: the training augmentation, or None (validation, inference).
 
     Returns:

@@ -69,7 +69,8 @@ def save_checkpoint(
         behaviours: behaviour names, ``background`` first (empty for the flow stage).
         config: the resolved TrainConfig (or its dict).
         epoch: the last finished epoch (0-based).
-        optimizer, scheduler: saved so a crashed run resumes exactly.
+        optimizer: its state is saved so a crashed run resumes exactly.
+        scheduler: likewise.
         metrics: the epoch's numbers.
         extra: stage-specific metadata.
     """
@@ -109,7 +110,7 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str = "cpu") -> di
     path = checkpoint_path(path)
     try:
         data = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any failure to unpickle is the same user problem
+    except Exception as err:
         raise CheckpointError(f"{path}: cannot read the checkpoint ({err}); is the file complete?") from None
     if not isinstance(data, dict) or "schema_version" not in data or "stage" not in data:
         raise CheckpointError(

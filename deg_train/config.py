@@ -133,8 +133,15 @@ class FeatureConfig:
 
 #: Constructor arguments per sequence architecture (DeepEthogram's TGM numbers; see docs/models.md).
 SEQUENCE_PARAMS: dict[str, dict[str, Any]] = {
-    "tgm": {"n_filters": 8, "filter_length": 15, "num_layers": 3, "c_out": 8, "num_features": 128,
-            "input_dropout": 0.5, "dropout": 0.5},
+    "tgm": {
+        "n_filters": 8,
+        "filter_length": 15,
+        "num_layers": 3,
+        "c_out": 8,
+        "num_features": 128,
+        "input_dropout": 0.5,
+        "dropout": 0.5,
+    },
     "tcn": {"hidden_size": 64, "kernel_size": 3, "dilations": [1, 2, 4, 8], "input_dropout": 0.5, "dropout": 0.25},
     "gru": {"hidden_size": 64, "num_layers": 1, "input_dropout": 0.5, "dropout": 0.25},
 }

@@ -67,7 +67,7 @@ class ClipDataset(Dataset):
         self.names: list[str] = []
         self.caches: list[Any] = []
         self.label_values: list[np.ndarray] = []
-        self.behaviours: list[str] = []
+        self.behaviours: list[str] = list(project.behaviours) if self.with_labels else []
         index_video, index_frame = [], []
         for v in videos:
             name = v if isinstance(v, str) else v.name
@@ -80,15 +80,14 @@ class ClipDataset(Dataset):
                 if record.labels_path is None:
                     if skip:
                         continue  # an unlabelled video has nothing to teach a supervised stage
-                    values = np.full((n, len(self.behaviours) or 1), -1, np.int8)
+                    values = np.full((n, len(self.behaviours)), -1, np.int8)
                 else:
-                    table = project.load_labels(name)
-                    if self.behaviours and list(table.behaviours) != self.behaviours:
+                    table = project.load_labels(name)  # columns in the project's behaviour order
+                    if list(table.behaviours) != self.behaviours:
                         raise DatasetError(
-                            f"{name}: behaviours {list(table.behaviours)} differ from {self.behaviours} of the "
-                            "other videos; fix the label files (deg-train labels)"
+                            f"{name}: behaviours {list(table.behaviours)} differ from the project's "
+                            f"{self.behaviours}; fix the label file (deg-train labels)"
                         )
-                    self.behaviours = list(table.behaviours)
                     values = np.asarray(table.values, dtype=np.int8)
                 if len(values) != n:
                     raise DatasetError(f"{name}: {len(values)} label rows for {n} frames")

@@ -291,6 +291,9 @@ def _torch_export(module: nn.Module, args: tuple, dynamic_shapes: tuple, what: s
 def _onnx_export(
     program: torch.export.ExportedProgram, path: Path, inputs: list[str], outputs: list[str], opset: int | None
 ) -> None:
+    # The ONNX toolchain logs every rewrite at INFO; a user exporting wants only warnings.
+    for name in ("onnx_ir", "onnxscript", "torch.onnx"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         torch.onnx.export(
             program,
@@ -557,3 +560,49 @@ def export_from_path(
     feature, sequence = resolve_runs(path, feature_run)
     log.info("exporting feature run %s + sequence run %s -> %s", feature, sequence, out)
     return export_runs(feature, sequence, out, **kwargs)
+
+
+def export_random(
+    preset: str,
+    out: str | os.PathLike,
+    *,
+    size: tuple[int, int] | None = None,
+    num_behaviours: int = 7,
+    seed: int = 0,
+    **kwargs: Any,
+) -> Bundle:
+    """Export a preset's models with random weights (for benchmarks: speed does not depend on the weights).
+
+    Args:
+        preset: a name from :data:`deg_train.models.presets.PRESETS` (``deg_f``, ``deg_live_cpu``...).
+        out: the bundle directory.
+        size: ``(height, width)`` input size (default: the preset's).
+        num_behaviours: K (background plus ``K - 1`` placeholder behaviours).
+        seed: torch seed for the random weights.
+        **kwargs: passed to :func:`export_bundle` (``overwrite``, ``torch_programs``...).
+    """
+    from deg_train.models.feature.two_stream import TwoStream
+    from deg_train.models.frame_encoder import FrameEncoder, SequenceStep
+    from deg_train.models.presets import get_preset, sequence_kwargs, two_stream_kwargs
+    from deg_train.models.registry import create_model
+
+    torch.manual_seed(seed)
+    spec = get_preset(preset)
+    height, width = size or tuple(spec["input_size"])
+    behaviours = ["background", *[f"behaviour_{i}" for i in range(1, num_behaviours)]]
+    two_stream = TwoStream(**two_stream_kwargs(spec, num_behaviours)).eval()
+    arch, seq_kwargs = sequence_kwargs(spec, num_behaviours)
+    seq_kwargs["input_dim"] = two_stream.num_features
+    sequence = create_model("sequence", arch, **seq_kwargs).eval()
+    return export_bundle(
+        FrameEncoder(two_stream),
+        SequenceStep(sequence),
+        out,
+        behaviours=behaviours,
+        height=int(height),
+        width=int(width),
+        frames_per_window=two_stream.num_frames,
+        preset=preset,
+        training={"random_weights": True, "seed": seed, "note": "random weights, for benchmarks only"},
+        **kwargs,
+    )

@@ -23,7 +23,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,9 @@ from camera_adapters.video import VideoReader
 from deg_train.outputs import group_attrs, outputs_path_for, write_outputs
 
 log = logging.getLogger(__name__)
+
+
+PRECISIONS = ("fp32", "bf16")
 
 
 class ExtractError(UserFacingError, ValueError):
@@ -150,8 +153,11 @@ def encoder_from_model(
 
 
 def latent_name_for(meta: dict[str, Any]) -> str:
-    """The outputs group for a feature run: ``sequence.latent_name`` if the config sets one, else the feature
-    arch (DeepEthogram's default, so its GUI finds our features)."""
+    """The outputs group for a feature run.
+
+    ``sequence.latent_name`` if the config sets one, else the feature arch (DeepEthogram's default, so its GUI
+    finds our features).
+    """
     config = meta.get("config") or {}
     name = (config.get("sequence") or {}).get("latent_name")
     if name:
@@ -189,7 +195,7 @@ def _decode_thread(
         if filled:
             out.put(buf[:filled])
         out.put(None)
-    except BaseException as err:  # noqa: BLE001 - handed to the consumer, which re-raises it
+    except BaseException as err:
         out.put(err)
 
 
@@ -271,15 +277,24 @@ def encode_frames(
     device: str = "cpu",
     progress: bool | str = False,
     timings: dict[str, float] | None = None,
+    precision: str = "fp32",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Run the encoder over an iterator of window batches; returns ``features (N, D)``, ``logits (N, K)``."""
+    """Run the encoder over an iterator of window batches; returns ``features (N, D)``, ``logits (N, K)``.
+
+    ``precision="bf16"`` runs under bfloat16 autocast (about 1.5-2x faster on CPUs with AVX512-BF16 or AMX, and on
+    GPUs); results then differ from fp32 by about 1e-2, so the offline reference stays fp32 by default.
+    """
+    if precision not in PRECISIONS:
+        raise ExtractError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     timings = timings if timings is not None else {}
     timings.setdefault("encoder", 0.0)
     features = logits = None
     pos = 0
     desc = progress if isinstance(progress, str) else "encode"
     bar = tqdm(total=n_frames, desc=desc, unit="frame", leave=False, disable=not progress)
-    with torch.inference_mode():
+    device_type = torch.device(device).type
+    autocast = torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    with torch.inference_mode(), autocast:
         for batch in windows:
             for start in range(0, batch.shape[0], batch_size):
                 x = batch[start : start + batch_size].to(device)
@@ -308,6 +323,7 @@ def encode_video(
     device: str = "cpu",
     frame_cache_dir: str | os.PathLike | None = None,
     progress: bool | str = False,
+    precision: str = "fp32",
 ) -> EncodedVideo:
     """Encode every frame of a video (causal windows) with a loaded feature run.
 
@@ -319,6 +335,7 @@ def encode_video(
         frame_cache_dir: a project's cache dir; if a valid frame cache at the encoder's size already exists
             there, frames are read from it instead of decoded (bit-identical: the cache uses the same resize).
         progress: show a progress bar (a string is its label).
+        precision: ``fp32`` (default, the reference) or ``bf16`` (faster, see :func:`encode_frames`).
     """
     timings: dict[str, float] = {"decode": 0.0, "encoder": 0.0}
     t0 = time.perf_counter()
@@ -333,15 +350,25 @@ def encode_video(
         chunks = iter_frame_chunks(video, encoder.size, chunk, timings)
     windows = iter_causal_windows(chunks, encoder.frames_per_window)
     features, logits = encode_frames(
-        encoder.encoder, windows, n, batch_size=batch_size, device=device, progress=progress, timings=timings
+        encoder.encoder,
+        windows,
+        n,
+        batch_size=batch_size,
+        device=device,
+        progress=progress,
+        timings=timings,
+        precision=precision,
     )
     timings["total"] = time.perf_counter() - t0
     return EncodedVideo(features, logits, timings)
 
 
 def _existing_cache(video: str | os.PathLike, cache_dir: str | os.PathLike, size: tuple[int, int]) -> Any:
-    """A project's frame cache for the video if one at ``size`` is on disk (reused, or rebuilt by
-    ``FrameCache.open`` if the video changed), else None: extraction never builds a cache just for itself."""
+    """A project's frame cache for the video if one at ``size`` is on disk, else None.
+
+    An existing cache is reused (or rebuilt by ``FrameCache.open`` if the video changed); extraction never builds
+    a cache just for itself.
+    """
     from deg_train.frame_cache import FrameCache
 
     data_path, meta_path = FrameCache.paths_for(Path(video).resolve(), cache_dir, size)
@@ -355,8 +382,12 @@ def _existing_cache(video: str | os.PathLike, cache_dir: str | os.PathLike, size
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def select_shard(items: Sequence[Any], shard: tuple[int, int] | str | None) -> list[Any]:
+def select_shard(
+    items: Sequence[Any], shard: tuple[int, int] | str | None, key: Callable[[Any], str] | None = None
+) -> list[Any]:
     """The items of shard ``i`` of ``n`` (0-based): every n-th item starting at i, after sorting by name.
+
+    Names are ``key(item)``; by default the item's ``name`` attribute or the item itself as a string.
 
     Deterministic and independent of the order given, so ``n`` machines running ``--shard 0/n .. n-1/n`` cover
     every item exactly once.
@@ -367,7 +398,7 @@ def select_shard(items: Sequence[Any], shard: tuple[int, int] | str | None) -> l
     if shard is None:
         return list(items)
     i, n = parse_shard(shard) if isinstance(shard, str) else shard
-    ordered = sorted(items, key=lambda x: str(getattr(x, "name", x)))
+    ordered = sorted(items, key=key or (lambda x: str(getattr(x, "name", x))))
     return ordered[i::n]
 
 
@@ -393,6 +424,7 @@ def extract_features(
     device: str = "cpu",
     overwrite: bool = False,
     progress: bool = True,
+    precision: str = "fp32",
 ) -> list[Path]:
     """Extract features for a project's videos into their ``<video>_outputs.h5``.
 
@@ -408,6 +440,7 @@ def extract_features(
         device: torch device.
         overwrite: redo videos whose features are already there.
         progress: progress bars.
+        precision: ``fp32`` (default) or ``bf16`` (faster on CPUs with AVX512-BF16; features differ ~1e-2).
 
     Returns:
         The outputs files of the selected videos (in the order processed).
@@ -419,7 +452,7 @@ def extract_features(
     if unknown:
         raise ExtractError(f"videos {unknown} are not in the project {project.root}; known: {sorted(records)}")
     names = select_shard(names, shard)
-    fingerprint = loaded.fingerprint()
+    fingerprint = loaded.fingerprint() + ("" if precision == "fp32" else f":{precision}")
     paths = []
     for name in tqdm(names, desc="extract", unit="video", disable=not progress):
         record = records[name]
@@ -428,9 +461,20 @@ def extract_features(
         if not overwrite and attrs is not None and attrs.get("encoder") == fingerprint:
             paths.append(out)
             continue
-        write_encoded(out, video_outputs(record.video_path, loaded, batch_size=batch_size, device=device,
-                                         cache_dir=getattr(project, "cache_dir", None), progress=name if progress else False),
-                      loaded, fingerprint)
+        write_encoded(
+            out,
+            video_outputs(
+                record.video_path,
+                loaded,
+                batch_size=batch_size,
+                device=device,
+                cache_dir=getattr(project, "cache_dir", None),
+                progress=name if progress else False,
+                precision=precision,
+            ),
+            loaded,
+            fingerprint,
+        )
         paths.append(out)
     return paths
 
@@ -443,14 +487,29 @@ def video_outputs(
     device: str = "cpu",
     cache_dir: str | os.PathLike | None = None,
     progress: bool | str = False,
+    precision: str = "fp32",
 ) -> EncodedVideo:
     """Encode one video (see :func:`encode_video`) and log its throughput."""
-    result = encode_video(video, loaded, batch_size=batch_size, device=device, frame_cache_dir=cache_dir,
-                          progress=progress)
+    result = encode_video(
+        video,
+        loaded,
+        batch_size=batch_size,
+        device=device,
+        frame_cache_dir=cache_dir,
+        progress=progress,
+        precision=precision,
+    )
     n = result.features.shape[0]
     t = result.timings
-    log.info("%s: %d frames in %.1f s (%.1f frames/s; encoder %.1f s, decode %.1f s)", Path(video).name, n,
-             t["total"], n / max(t["total"], 1e-9), t["encoder"], t["decode"])
+    log.info(
+        "%s: %d frames in %.1f s (%.1f frames/s; encoder %.1f s, decode %.1f s)",
+        Path(video).name,
+        n,
+        t["total"],
+        n / max(t["total"], 1e-9),
+        t["encoder"],
+        t["decode"],
+    )
     return result
 
 

@@ -1,5 +1,6 @@
-"""Colour-coded optical flow (the Middlebury colour wheel, Baker et al. 2011): hue = direction,
-saturation = magnitude. Used by the flow-visualisation command.
+"""Colour-coded optical flow: the Middlebury colour wheel (Baker et al. 2011).
+
+Hue = direction, saturation = magnitude, white = no motion. Used by the flow-visualisation command.
 """
 
 from __future__ import annotations

@@ -287,6 +287,7 @@ def infer_video(
     batch_size: int = 32,
     device: str = "cpu",
     progress: bool | str = False,
+    precision: str = "fp32",
 ) -> InferenceResult:
     """Run the whole offline pipeline on one video file: the reference live inference must match.
 
@@ -299,6 +300,7 @@ def infer_video(
         batch_size: encoder windows per call.
         device: torch device (``cpu``, ``cuda``...).
         progress: show a progress bar (a string is its label).
+        precision: encoder arithmetic, ``fp32`` (the reference; default) or ``bf16``.
 
     Returns:
         An :class:`InferenceResult` (``.probabilities (N, K)`` is what live must reproduce).
@@ -312,7 +314,9 @@ def infer_video(
     encoder = load_encoder(feature_run, device=device)
     sequence = load_sequence(sequence_run, device=device)
     check_compatible(encoder, sequence)
-    encoded = encode_video(video_path, encoder, batch_size=batch_size, device=device, progress=progress)
+    encoded = encode_video(
+        video_path, encoder, batch_size=batch_size, device=device, progress=progress, precision=precision
+    )
     timings = dict(encoded.timings)
     # 3–4. The sequence model over the whole video, then the sigmoid.
     t1 = time.perf_counter()
@@ -368,13 +372,18 @@ def final_decisions(
     settings: PostprocessSettings,
     mode: str = "causal",
 ) -> np.ndarray:
-    """Decisions for reports: ``causal`` = the live postprocessor; ``offline`` = DeepEthogram's min-bout cleanup
-    (looks at the future, offline only)."""
+    """Decisions for reports.
+
+    ``causal`` = the live postprocessor; ``offline`` = DeepEthogram's min-bout cleanup (looks at the future,
+    offline only).
+    """
     if mode == "causal":
         return CausalPostprocessor(thresholds, settings).run(probabilities)[0]
     if mode == "offline":
         return offline_cleanup(
-            probabilities, thresholds, settings.per_behaviour("min_bout_length", probabilities.shape[1]),
+            probabilities,
+            thresholds,
+            settings.per_behaviour("min_bout_length", probabilities.shape[1]),
             background_index=settings.background_index,
         )
     raise InferenceError(f"postprocess mode {mode!r}: expected 'causal' or 'offline'")

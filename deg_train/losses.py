@@ -47,7 +47,10 @@ def ssim(x: torch.Tensor, y: torch.Tensor, window_size: int = 11, sigma: float =
     """Per-pixel SSIM map of two image batches in [0, 1] (Gaussian window, zero padding).
 
     Args:
-        x, y: (N, C, H, W).
+        x: (N, C, H, W).
+        y: (N, C, H, W).
+        window_size: side of the Gaussian window.
+        sigma: its standard deviation in pixels.
 
     Returns:
         (N, C, H, W) SSIM map (1 = identical).

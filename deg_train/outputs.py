@@ -211,9 +211,7 @@ def write_outputs(
     return path
 
 
-def read_outputs(
-    path: str | os.PathLike, latent_name: str | None = None, *, features: bool = True
-) -> ModelOutputs:
+def read_outputs(path: str | os.PathLike, latent_name: str | None = None, *, features: bool = True) -> ModelOutputs:
     """Read one group of an outputs file.
 
     Args:
@@ -294,7 +292,9 @@ def _open_read(path: Path) -> h5py.File:
     try:
         return h5py.File(path, "r")
     except OSError as err:
-        raise OutputsError(f"{path}: not a readable HDF5 outputs file ({err}); delete it and run extract again") from None
+        raise OutputsError(
+            f"{path}: not a readable HDF5 outputs file ({err}); delete it and run extract again"
+        ) from None
 
 
 def _encode_attr(value: Any) -> Any:

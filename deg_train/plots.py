@@ -59,8 +59,10 @@ def plot_training_curves(runs: Sequence[str | os.PathLike], path: str | os.PathL
                 continue
             if "loss" in name:
                 ax_loss.plot(x, values, marker="o", ms=3, label=col)
-            elif any(s in name for s in ("f1", "auroc", "ap", "precision", "recall")):
-                ax_score.plot(x, values, marker="o", ms=3, label=col)
+            elif name in ("val_f1", "f1", "val_macro_f1", "val_auroc", "val_ap"):
+                ax_score.plot(x, values, marker="o", ms=4, lw=2, label=col)
+            elif name.startswith("val_f1_"):  # per behaviour: thin, no legend entry of its own
+                ax_score.plot(x, values, lw=0.8, alpha=0.5, label=name[len("val_f1_") :])
         ax_loss.set_xlabel("epoch")
         ax_score.set_xlabel("epoch")
         for ax in (ax_loss, ax_score):
@@ -82,8 +84,14 @@ def plot_f1_bars(scores: pd.DataFrame, path: str | os.PathLike, *, title: str = 
         bars = ax.bar(x + (j - (n_cols - 1) / 2) * width, scores[col].fillna(0).to_numpy(), width, label=str(col))
         for bar, value in zip(bars, scores[col]):
             if np.isfinite(value):
-                ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), f"{value:.2f}", ha="center",
-                        va="bottom", fontsize=7)
+                ax.text(
+                    bar.get_x() + bar.get_width() / 2,
+                    bar.get_height(),
+                    f"{value:.2f}",
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                )
     ax.set_xticks(x)
     ax.set_xticklabels([str(i) for i in scores.index], rotation=30, ha="right", fontsize=8)
     ax.set_ylim(0, 1.08)
@@ -105,8 +113,10 @@ def plot_ethogram(
     fps: float | None = None,
     title: str = "",
 ) -> Path:
-    """Labels against predictions for one video: per behaviour, a row of labels and a row of decisions
-    (unlabelled frames grey), and the probability trace over the decisions if given.
+    """Labels against predictions for one video.
+
+    Per behaviour, a row of labels and a row of decisions (unlabelled frames grey), and the probability trace
+    over the decisions if given.
 
     Args:
         labels: ``(N, K)`` in {1, 0, -1}.
@@ -132,10 +142,16 @@ def plot_ethogram(
     scale = (1.0 / fps) if fps else 1.0
     from matplotlib.colors import ListedColormap
 
-    cmap = ListedColormap(["#f4f4f4", "#1f4e9c"])
-    cmap.set_bad("#c8c8c8")
-    ax.imshow(np.ma.masked_invalid(image), aspect="auto", interpolation="nearest", cmap=cmap, vmin=0, vmax=1,
-              extent=(0, n * scale, 2 * k - 0.5, -0.5))
+    cmap = ListedColormap(["#f4f4f4", "#1f4e9c"]).with_extremes(bad="#c8c8c8")
+    ax.imshow(
+        np.ma.masked_invalid(image),
+        aspect="auto",
+        interpolation="nearest",
+        cmap=cmap,
+        vmin=0,
+        vmax=1,
+        extent=(0, n * scale, 2 * k - 0.5, -0.5),
+    )
     if probabilities is not None:
         p = np.asarray(probabilities)
         t = (np.arange(n) + 0.5) * scale

@@ -151,8 +151,11 @@ class SequenceDataset(Dataset):
 
 
 def collate_sequences(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    """Stack items of different lengths: features ``(B, L, D)`` zero-padded and labels ``(B, L, K)`` -1-padded
-    at the END (a causal model's outputs on real frames do not depend on later padding)."""
+    """Stack items of different lengths into a batch, padded at the end.
+
+    Features ``(B, L, D)`` are zero-padded and labels ``(B, L, K)`` -1-padded at the END: a causal model's
+    outputs on real frames do not depend on later padding.
+    """
     length = max(item["features"].shape[0] for item in items)
     d = items[0]["features"].shape[1]
     k = items[0]["labels"].shape[1]

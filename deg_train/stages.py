@@ -58,13 +58,20 @@ def project_split(project: Any) -> Any:
     split = project.load_split()
     if split is None:
         split = project.make_split()
-        log.info("made a split of %d videos: train %s, val %s, test %s (saved to %s)", len(project.videos),
-                 split.train, split.val, split.test, project.split_path)
+        log.info(
+            "made a split of %d videos: train %s, val %s, test %s (saved to %s)",
+            len(project.videos),
+            split.train,
+            split.val,
+            split.test,
+            project.split_path,
+        )
     known = set(project.video_names)
     missing = [n for n in split.train + split.val + split.test if n not in known]
     if missing:
-        raise StageError(f"{project.split_path}: lists videos not in the project: {missing}; remake it with "
-                         "`deg-train split --make`")
+        raise StageError(
+            f"{project.split_path}: lists videos not in the project: {missing}; remake it with `deg-train split --make`"
+        )
     unsplit = sorted(known - set(split.train + split.val + split.test))
     if unsplit:
         log.warning("videos not in the split are not used for training: %s (remake the split to use them)", unsplit)
@@ -121,6 +128,7 @@ class FlowTask(Task):
         self.mean, self.std = mean, std
 
     def setup(self, model, device):
+        """Move the loss's buffers (positive weights, normalisation) to the training device."""
         self.loss.to(device)
 
     def _loss(self, model: nn.Module, batch: dict[str, torch.Tensor], device: torch.device, augment: Any):
@@ -131,14 +139,17 @@ class FlowTask(Task):
         return total, {k: float(v) for k, v in parts.items() if k != "total"}
 
     def train_step(self, model, batch, device):
+        """One training batch -> loss (see :class:`~deg_train.trainer.Task`)."""
         return self._loss(model, batch, device, self.augment)
 
     def val_step(self, model, batch, device):
+        """One validation batch -> summed loss and, for classifiers, probabilities and labels."""
         total, parts = self._loss(model, batch, device, None)
         n = len(batch["clip"])
         return {"n": n, "loss": float(total) * n, **{k: v * n for k, v in parts.items()}}
 
     def val_epoch(self, outputs):
+        """All validation batches -> ``val_loss`` (and ``val_f1`` per behaviour and macro)."""
         n = sum(o["n"] for o in outputs)
         keys = [k for k in outputs[0] if k != "n"]
         return {f"val_{k}": sum(o[k] for o in outputs) / max(n, 1) for k in keys}
@@ -179,9 +190,14 @@ def train_flow(project: Any, config: TrainConfig, run_dir: str | os.PathLike | N
     task = FlowTask(loss, augment if augment.enabled else None, mean, std)
 
     run = _prepare_run(project, config, "flow", config.flow.arch, run_dir)
-    info = CheckpointInfo(stage="flow", arch=config.flow.arch, model_kwargs=model_kwargs, behaviours=[],
-                          config=config, extra={"train_videos": split.train, "val_videos": split.val,
-                                                "size": list(size)})
+    info = CheckpointInfo(
+        stage="flow",
+        arch=config.flow.arch,
+        model_kwargs=model_kwargs,
+        behaviours=[],
+        config=config,
+        extra={"train_videos": split.train, "val_videos": split.val, "size": list(size)},
+    )
     fit(model, task, train_data, val_data, run, FitSettings.from_config(config, "flow"), info)
     return run
 
@@ -204,6 +220,7 @@ def f1_summary(probs: np.ndarray, labels: np.ndarray, behaviours: list[str], pre
         probs: (N, K) probabilities.
         labels: (N, K) int, -1 = unlabelled.
         behaviours: K names.
+        prefix: put before every key.
 
     Returns:
         ``{prefix + "f1": macro, prefix + "f1_<name>": ...}``; behaviours without positives are NaN and left out
@@ -226,14 +243,16 @@ class FeatureTask(Task):
     monitor = "val_f1"
     mode = "max"
 
-    def __init__(self, loss: nn.Module, augment: ClipAugment | None, mean: torch.Tensor, std: torch.Tensor,
-                 behaviours: list[str]) -> None:
+    def __init__(
+        self, loss: nn.Module, augment: ClipAugment | None, mean: torch.Tensor, std: torch.Tensor, behaviours: list[str]
+    ) -> None:
         self.loss = loss
         self.augment = augment
         self.mean, self.std = mean, std
         self.behaviours = behaviours
 
     def setup(self, model, device):
+        """Move the loss's buffers (positive weights, normalisation) to the training device."""
         self.loss.to(device)
 
     def _forward(self, model, batch, device, augment):
@@ -243,29 +262,38 @@ class FeatureTask(Task):
         return logits, labels
 
     def train_step(self, model, batch, device):
+        """One training batch -> loss (see :class:`~deg_train.trainer.Task`)."""
         logits, labels = self._forward(model, batch, device, self.augment)
         return self.loss(logits, labels), {}
 
     def val_step(self, model, batch, device):
+        """One validation batch -> summed loss and, for classifiers, probabilities and labels."""
         logits, labels = self._forward(model, batch, device, None)
         n = len(labels)
-        return {"n": n, "loss": float(self.loss(logits, labels)) * n,
-                "probs": torch.sigmoid(logits).cpu().numpy(), "labels": labels.cpu().numpy()}
+        return {
+            "n": n,
+            "loss": float(self.loss(logits, labels)) * n,
+            "probs": torch.sigmoid(logits).cpu().numpy(),
+            "labels": labels.cpu().numpy(),
+        }
 
     def val_epoch(self, outputs):
+        """All validation batches -> ``val_loss`` (and ``val_f1`` per behaviour and macro)."""
         n = sum(o["n"] for o in outputs)
         probs = np.concatenate([o["probs"] for o in outputs])
         labels = np.concatenate([o["labels"] for o in outputs])
-        return {"val_loss": sum(o["loss"] for o in outputs) / max(n, 1),
-                **f1_summary(probs, labels, self.behaviours)}
+        return {"val_loss": sum(o["loss"] for o in outputs) / max(n, 1), **f1_summary(probs, labels, self.behaviours)}
 
 
 def _class_loss(section: Any, pos: np.ndarray, neg: np.ndarray) -> nn.Module:
     from deg_train.losses import MaskedFocalBCE, pos_weight_from_counts
 
     pos_weight = pos_weight_from_counts(pos, neg, beta=section.pos_weight_beta)
-    return MaskedFocalBCE(pos_weight=torch.as_tensor(pos_weight, dtype=torch.float32), gamma=section.focal_gamma,
-                          label_smoothing=section.label_smoothing)
+    return MaskedFocalBCE(
+        pos_weight=torch.as_tensor(pos_weight, dtype=torch.float32),
+        gamma=section.focal_gamma,
+        label_smoothing=section.label_smoothing,
+    )
 
 
 def _load_initial_weights(model: nn.Module, path: str) -> None:
@@ -298,12 +326,18 @@ def train_features(
     flow_model, flow_meta = build_model_from_checkpoint(flow_dir, expect_stage="flow")
     T = config.data.frames_per_window
     if flow_model.num_frames != T:
-        raise StageError(f"{flow_dir}: its flow generator takes {flow_model.num_frames} frames but "
-                         f"data.frames_per_window={T}; train a flow run with the same setting")
+        raise StageError(
+            f"{flow_dir}: its flow generator takes {flow_model.num_frames} frames but "
+            f"data.frames_per_window={T}; train a flow run with the same setting"
+        )
     flow_size = (flow_meta.get("config") or {}).get("data", {}).get("size")
     if flow_size and tuple(flow_size) != tuple(config.data.size):
-        log.warning("flow run %s was trained at %s, features train at %s", flow_dir.name, tuple(flow_size),
-                    tuple(config.data.size))
+        log.warning(
+            "flow run %s was trained at %s, features train at %s",
+            flow_dir.name,
+            tuple(flow_size),
+            tuple(config.data.size),
+        )
     config = dataclasses.replace(config, feature=dataclasses.replace(config.feature, flow_run=str(flow_dir)))
 
     split = project_split(project)
@@ -315,8 +349,10 @@ def train_features(
     val_data = ClipDataset(project, val_names, size, T, labels=True) if val_names else None
     behaviours = train_data.behaviours
     pos, neg = train_data.label_counts()
-    log.info("training frames per behaviour (positive/negative): %s",
-             ", ".join(f"{b} {p}/{n}" for b, p, n in zip(behaviours, pos, neg)))
+    log.info(
+        "training frames per behaviour (positive/negative): %s",
+        ", ".join(f"{b} {p}/{n}" for b, p, n in zip(behaviours, pos, neg)),
+    )
 
     _seed_for_model(config)
     f = config.feature
@@ -345,10 +381,20 @@ def train_features(
 
     run = _prepare_run(project, config, "feature", f.arch, run_dir)
     info = CheckpointInfo(
-        stage="feature", arch="hidden_two_stream", model_kwargs=model_kwargs, behaviours=behaviours, config=config,
-        extra={"flow_run": str(flow_dir), "train_videos": train_names, "val_videos": val_names,
-               "label_counts": {"pos": pos.tolist(), "neg": neg.tolist()}, "feature_size": model.num_features,
-               "spatial_size": model.spatial_dim, "size": list(size)},
+        stage="feature",
+        arch="hidden_two_stream",
+        model_kwargs=model_kwargs,
+        behaviours=behaviours,
+        config=config,
+        extra={
+            "flow_run": str(flow_dir),
+            "train_videos": train_names,
+            "val_videos": val_names,
+            "label_counts": {"pos": pos.tolist(), "neg": neg.tolist()},
+            "feature_size": model.num_features,
+            "spatial_size": model.spatial_dim,
+            "size": list(size),
+        },
     )
     fit(model, task, train_data, val_data, run, FitSettings.from_config(config, "feature"), info)
     return run
@@ -370,11 +416,13 @@ class SequenceTask(Task):
         self.behaviours = behaviours
 
     def collate(self, items):
+        """Pad windows of different lengths (:func:`deg_train.sequence_data.collate_sequences`)."""
         from deg_train.sequence_data import collate_sequences
 
         return collate_sequences(items)
 
     def setup(self, model, device):
+        """Move the loss's buffers (positive weights, normalisation) to the training device."""
         self.loss.to(device)
 
     def _forward(self, model, batch, device):
@@ -383,11 +431,13 @@ class SequenceTask(Task):
         return logits, labels
 
     def train_step(self, model, batch, device):
+        """One training batch -> loss (see :class:`~deg_train.trainer.Task`)."""
         logits, labels = self._forward(model, batch, device)
         k = logits.shape[-1]
         return self.loss(logits.reshape(-1, k), labels.reshape(-1, k)), {}
 
     def val_step(self, model, batch, device):
+        """One validation batch -> summed loss and, for classifiers, probabilities and labels."""
         logits, labels = self._forward(model, batch, device)
         k = logits.shape[-1]
         probs, labs = [], []
@@ -399,11 +449,11 @@ class SequenceTask(Task):
         return {"n": n, "loss": loss * n, "probs": np.concatenate(probs), "labels": np.concatenate(labs)}
 
     def val_epoch(self, outputs):
+        """All validation batches -> ``val_loss`` (and ``val_f1`` per behaviour and macro)."""
         n = sum(o["n"] for o in outputs)
         probs = np.concatenate([o["probs"] for o in outputs])
         labels = np.concatenate([o["labels"] for o in outputs])
-        return {"val_loss": sum(o["loss"] for o in outputs) / max(n, 1),
-                **f1_summary(probs, labels, self.behaviours)}
+        return {"val_loss": sum(o["loss"] for o in outputs) / max(n, 1), **f1_summary(probs, labels, self.behaviours)}
 
 
 def train_sequence(
@@ -434,8 +484,7 @@ def train_sequence(
     from deg_train.checkpoints import load_checkpoint
 
     feature_meta = {k: v for k, v in load_checkpoint(feature_dir).items() if k not in ("state_dict", "optimizer")}
-    feature_meta["config"] = {**(feature_meta.get("config") or {}),
-                              "sequence": {"latent_name": s.latent_name}}
+    feature_meta["config"] = {**(feature_meta.get("config") or {}), "sequence": {"latent_name": s.latent_name}}
     latent_name = latent_name_for(feature_meta)
     config = dataclasses.replace(config, sequence=dataclasses.replace(s, feature_run=str(feature_dir)))
 
@@ -453,8 +502,10 @@ def train_sequence(
         for name in names:
             table = project.load_labels(name)
             if list(table.behaviours) != behaviours:
-                raise StageError(f"{name}: behaviours {list(table.behaviours)} differ from the feature run's "
-                                 f"{behaviours}; retrain the feature extractor")
+                raise StageError(
+                    f"{name}: behaviours {list(table.behaviours)} differ from the feature run's "
+                    f"{behaviours}; retrain the feature extractor"
+                )
             out.append(np.asarray(table.values, np.int8))
         return out
 
@@ -474,21 +525,39 @@ def train_sequence(
     left, right = (reach, 0) if s.causal else (reach // 2 + 1, reach // 2 + 1)
     windows = None if s.steps_per_epoch is None else s.steps_per_epoch * s.batch_size
     train_data = SequenceDataset.from_outputs(
-        [by_name[n] for n in train_names], train_labels, latent_name, chunk_length=s.chunk_length,
-        left_context=left, right_context=right, windows_per_epoch=windows, seed=config.train.seed,
+        [by_name[n] for n in train_names],
+        train_labels,
+        latent_name,
+        chunk_length=s.chunk_length,
+        left_context=left,
+        right_context=right,
+        windows_per_epoch=windows,
+        seed=config.train.seed,
     )
     val_data = None
     if val_names:
-        val_data = SequenceDataset.from_outputs([by_name[n] for n in val_names], labels_of(val_names), latent_name,
-                                                whole=True)
+        val_data = SequenceDataset.from_outputs(
+            [by_name[n] for n in val_names], labels_of(val_names), latent_name, whole=True
+        )
     task = SequenceTask(_class_loss(s, pos, neg), behaviours)
 
     run = _prepare_run(project, config, "sequence", s.arch if s.causal else f"{s.arch}-centred", run_dir)
     info = CheckpointInfo(
-        stage="sequence", arch=s.arch, model_kwargs=model_kwargs, behaviours=behaviours, config=config,
-        extra={"feature_run": str(feature_dir), "latent_name": latent_name, "train_videos": train_names,
-               "val_videos": val_names, "receptive_field": rf, "left_context": left, "right_context": right,
-               "label_counts": {"pos": np.asarray(pos).tolist(), "neg": np.asarray(neg).tolist()}},
+        stage="sequence",
+        arch=s.arch,
+        model_kwargs=model_kwargs,
+        behaviours=behaviours,
+        config=config,
+        extra={
+            "feature_run": str(feature_dir),
+            "latent_name": latent_name,
+            "train_videos": train_names,
+            "val_videos": val_names,
+            "receptive_field": rf,
+            "left_context": left,
+            "right_context": right,
+            "label_counts": {"pos": np.asarray(pos).tolist(), "neg": np.asarray(neg).tolist()},
+        },
     )
     settings = FitSettings.from_config(config, "sequence")
     settings.val_batch_size = 1  # whole videos, one at a time

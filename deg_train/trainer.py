@@ -154,7 +154,7 @@ def _cap(a: int | None, b: int | None) -> int | None:
 
 @dataclass
 class CheckpointInfo:
-    """What every checkpoint of a run records besides the weights (see :func:`deg_train.checkpoints.save_checkpoint`)."""
+    """What every checkpoint of a run records besides the weights."""
 
     stage: str
     arch: str
@@ -184,7 +184,7 @@ class FitResult:
 def seed_everything(seed: int) -> None:
     """Seed Python's, NumPy's and torch's generators (all devices)."""
     random.seed(seed)
-    np.random.seed(seed % (2**32))
+    np.random.seed(seed % (2**32))  # noqa: NPY002 - libraries that draw from the legacy global generator
     torch.manual_seed(seed)
 
 
@@ -309,7 +309,7 @@ def fit(
             dist.destroy_process_group()
 
 
-def _fit(  # noqa: C901 - the loop is meant to be read top to bottom in one place
+def _fit(
     model: nn.Module,
     task: Task,
     train_data: Dataset,
@@ -393,12 +393,20 @@ def _fit(  # noqa: C901 - the loop is meant to be read top to bottom in one plac
         vbs = settings.val_batch_size or settings.batch_size
         n_val = None if settings.val_steps is None else min(len(val_data), settings.val_steps * vbs * world)
         val_sampler = EpochSampler(
-            len(val_data), samples_per_epoch=n_val, shuffle=n_val is not None, seed=settings.seed + 7919,
-            rank=ctx.rank, world_size=world,
+            len(val_data),
+            samples_per_epoch=n_val,
+            shuffle=n_val is not None,
+            seed=settings.seed + 7919,
+            rank=ctx.rank,
+            world_size=world,
         )
         val_loader = DataLoader(
-            val_data, batch_size=vbs, sampler=val_sampler, collate_fn=task.collate,
-            num_workers=settings.num_workers, pin_memory=device.type == "cuda",
+            val_data,
+            batch_size=vbs,
+            sampler=val_sampler,
+            collate_fn=task.collate,
+            num_workers=settings.num_workers,
+            pin_memory=device.type == "cuda",
         )
 
     better = (lambda a, b: a < b) if task.mode == "min" else (lambda a, b: a > b)
@@ -414,8 +422,13 @@ def _fit(  # noqa: C901 - the loop is meant to be read top to bottom in one plac
         task.train_mode(train_model)
         sums: dict[str, float] = {}
         n_batches = 0
-        bar = tqdm(train_loader, desc=f"{info.stage} epoch {epoch + 1}/{settings.epochs}", leave=False,
-                   disable=not _progress_enabled(ctx), dynamic_ncols=True)
+        bar = tqdm(
+            train_loader,
+            desc=f"{info.stage} epoch {epoch + 1}/{settings.epochs}",
+            leave=False,
+            disable=not _progress_enabled(ctx),
+            dynamic_ncols=True,
+        )
         for batch in bar:
             with autocast():
                 loss, logs = task.train_step(train_model, batch, device)
@@ -446,8 +459,9 @@ def _fit(  # noqa: C901 - the loop is meant to be read top to bottom in one plac
             model.eval()
             outputs: list[dict[str, Any]] = []
             with torch.no_grad(), autocast():
-                for batch in tqdm(val_loader, desc="validation", leave=False, disable=not _progress_enabled(ctx),
-                                  dynamic_ncols=True):
+                for batch in tqdm(
+                    val_loader, desc="validation", leave=False, disable=not _progress_enabled(ctx), dynamic_ncols=True
+                ):
                     outputs.append(task.val_step(model, batch, device))
             if ctx.distributed:
                 import torch.distributed as dist
@@ -469,8 +483,13 @@ def _fit(  # noqa: C901 - the loop is meant to be read top to bottom in one plac
         lr = optimizer.param_groups[0]["lr"]
         if not math.isnan(value):
             scheduler.step(value)
-        row = {"epoch": epoch, "lr": lr, **{f"train_{k}": v for k, v in train_logs.items()}, **val_logs,
-               "time_s": round(time.perf_counter() - t0, 3)}
+        row = {
+            "epoch": epoch,
+            "lr": lr,
+            **{f"train_{k}": v for k, v in train_logs.items()},
+            **val_logs,
+            "time_s": round(time.perf_counter() - t0, 3),
+        }
         history.append(row)
         new_lr = optimizer.param_groups[0]["lr"]
         if new_lr < settings.min_lr:
@@ -484,11 +503,24 @@ def _fit(  # noqa: C901 - the loop is meant to be read top to bottom in one plac
 
         # -- Checkpoint (atomic) and metrics row, rank 0 only; the others wait so nobody races ahead. ----------
         if ctx.is_main:
-            extra = {**info.extra, "trainer": {"best_value": best_value, "best_epoch": best_epoch,
-                                               "bad_epochs": bad_epochs}}
-            save_checkpoint(run_dir / LAST, model=model, stage=info.stage, arch=info.arch,
-                            model_kwargs=info.model_kwargs, behaviours=info.behaviours, config=info.config,
-                            epoch=epoch, optimizer=optimizer, scheduler=scheduler, metrics=row, extra=extra)
+            extra = {
+                **info.extra,
+                "trainer": {"best_value": best_value, "best_epoch": best_epoch, "bad_epochs": bad_epochs},
+            }
+            save_checkpoint(
+                run_dir / LAST,
+                model=model,
+                stage=info.stage,
+                arch=info.arch,
+                model_kwargs=info.model_kwargs,
+                behaviours=info.behaviours,
+                config=info.config,
+                epoch=epoch,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                metrics=row,
+                extra=extra,
+            )
             if improved:
                 atomic_write_bytes(run_dir / BEST, (run_dir / LAST).read_bytes())
             _write_metrics(run_dir / "metrics.csv", history)
@@ -503,11 +535,21 @@ def _fit(  # noqa: C901 - the loop is meant to be read top to bottom in one plac
     # -- Done: mark the run finished so train-all and latest_run() can trust it. ----------------------------------
     stop_reason = stop_reason or "epochs"
     if ctx.is_main:
-        mark_done(run_dir, {"stage": info.stage, "arch": info.arch, "epochs_run": epoch + 1,
-                            "best_epoch": best_epoch, "best_value": best_value, "monitor": task.monitor,
-                            "stop_reason": stop_reason})
-        log.info("%s: finished (%s); best %s %.4f at epoch %d", run_dir, stop_reason, task.monitor, best_value,
-                 best_epoch)
+        mark_done(
+            run_dir,
+            {
+                "stage": info.stage,
+                "arch": info.arch,
+                "epochs_run": epoch + 1,
+                "best_epoch": best_epoch,
+                "best_value": best_value,
+                "monitor": task.monitor,
+                "stop_reason": stop_reason,
+            },
+        )
+        log.info(
+            "%s: finished (%s); best %s %.4f at epoch %d", run_dir, stop_reason, task.monitor, best_value, best_epoch
+        )
     return FitResult(run_dir, epoch + 1, best_epoch, best_value, stop_reason, history)
 
 
@@ -588,8 +630,14 @@ def _finished_result(run_dir: Path, task: Task) -> FitResult:
 
     summary = json.loads((run_dir / "done.json").read_text())
     history = _read_metrics(run_dir / "metrics.csv", upto_epoch=10**9)
-    return FitResult(run_dir, int(summary.get("epochs_run", len(history))), int(summary.get("best_epoch", -1)),
-                     float(summary.get("best_value", math.nan)), "already finished", history)
+    return FitResult(
+        run_dir,
+        int(summary.get("epochs_run", len(history))),
+        int(summary.get("best_epoch", -1)),
+        float(summary.get("best_value", math.nan)),
+        "already finished",
+        history,
+    )
 
 
 def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:

@@ -76,10 +76,10 @@ def _read(path: Path) -> Any:
         raise WeightsError(f"{path}: weights file not found")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - DeepEthogram checkpoints pickle their config; retry fully
+    except Exception:
         try:
             return torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             raise WeightsError(f"{path}: not a readable PyTorch weights file ({err})") from None
 
 

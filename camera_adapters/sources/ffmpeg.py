@@ -9,7 +9,8 @@ Examples of ``url`` / ``format``:
 Frame indices count decoded frames from 0 (these devices have no frame counter we can read). The camera
 timestamp is the stream's presentation time (for v4l2 the kernel's capture time). When a network stream drops
 (``reconnect: true``), the source reopens it with exponential backoff, up to ``max_reconnects`` times in a row,
-logging each attempt; indices keep counting and ``reconnects`` says how often it happened.
+logging each attempt; indices keep counting, camera timestamps continue from where the dropped stream
+stopped (so they stay monotonic), and ``reconnects`` says how often it happened.
 """
 
 from __future__ import annotations
@@ -95,7 +96,16 @@ class FFmpegSource(FrameSource):
         self._container = None
         self._index = 0
         self.reconnects = 0
-        self._connect()
+        self._ts_offset, self._last_ts, self._rebase = 0, None, False
+        try:
+            self._connect()
+        except SourceUnavailable:
+            raise
+        except SourceError as err:  # a network camera still booting: retry like a reconnection
+            if not (s.reconnect and _is_network(s.url)):
+                raise
+            self._reconnect(err)
+            self.reconnects = 0
         # Decode the first frame to learn the real size (many devices report 0 until then).
         self._pending = self._decode_one()
         rate = self._stream.average_rate or self._stream.guessed_rate
@@ -130,11 +140,12 @@ class FFmpegSource(FrameSource):
             try:
                 self._connect()
                 self.reconnects += 1
+                self._rebase = True
                 return
             except SourceError as err:
                 why = err
                 delay = min(delay * 2, s.reconnect_max_delay_s)
-        raise SourceError(f"ffmpeg source: {s.url!r} lost and {s.max_reconnects} reconnection attempts failed "
+        raise SourceError(f"ffmpeg source: {s.url!r} unreachable, {s.max_reconnects} reconnection attempts failed "
                           f"(last error: {why})")
 
     def _read(self, timeout: float | None) -> Frame:
@@ -156,7 +167,14 @@ class FFmpegSource(FrameSource):
         pixels = av_frame.to_ndarray(format={"gray8": "gray"}.get(s.pixel_format, s.pixel_format))
         camera_ts = None
         if av_frame.pts is not None and av_frame.time_base is not None:
-            camera_ts = int(av_frame.pts * av_frame.time_base * 1_000_000_000)
+            raw = int(av_frame.pts * av_frame.time_base * 1_000_000_000)
+            if self._rebase and self._last_ts is not None:
+                # A reconnected stream restarts its clock: continue from where the old one stopped.
+                period = int(1e9 / self._capabilities.fps) if self._capabilities and self._capabilities.fps else 1
+                self._ts_offset = self._last_ts + period - raw
+            self._rebase = False
+            camera_ts = raw + self._ts_offset
+            self._last_ts = camera_ts
         frame = Frame(
             index=self._index,
             pixels=pixels,

@@ -245,3 +245,25 @@ def format_table(bundle, results: dict[str, Any]) -> str:
             f"{r['best_fps']:12.1f} ({r['best_batch']:>3d}) {r['max_abs_diff_vs_reference']:9.2g}"
         )
     return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m deg_live.commands.bench_engine BUNDLE ...`` (the same as ``deg-live bench-engine``)."""
+    import sys
+
+    from camera_adapters.errors import UserFacingError
+
+    parser = argparse.ArgumentParser(prog="bench-engine")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(sub)
+    args = parser.parse_args(["bench-engine", *(sys.argv[1:] if argv is None else argv)])
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except UserFacingError as err:
+        print(f"bench-engine: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

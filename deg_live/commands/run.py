@@ -1,10 +1,10 @@
-"""``deg-live run``: a bundle on a camera adapter's frames, publishing events and state, optionally recording.
+r"""``deg-live run``: a bundle on a camera adapter's frames, publishing events and state, optionally recording.
 
 Examples::
 
     deg-camera synthetic fps=30 --bind tcp://127.0.0.1:5555 --lossless tcp://127.0.0.1:5556 &
     deg-live run --bundle bundles/rat --frames tcp://127.0.0.1:5555
-    deg-live run --bundle bundles/rat --frames tcp://127.0.0.1:5555 --lossless tcp://127.0.0.1:5556 \\
+    deg-live run --bundle bundles/rat --frames tcp://127.0.0.1:5555 --lossless tcp://127.0.0.1:5556 \
         --record recordings/ --processor "serial port=/dev/ttyUSB0 behaviour=grooming"
     # rehearse on a recorded video, every frame in order (the camera waits for inference):
     deg-camera video path=s.mp4 rate=0 --bind ipc:///tmp/c --lossless ipc:///tmp/c-all --lossless-block &
@@ -105,6 +105,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="lossless: H.264 RGB qp 0, every pixel exact (default); high: H.264 yuv420p crf 15, smaller",
     )
     p.add_argument(
+        "--record-reserve-mb",
+        type=float,
+        default=8.0,
+        help="disk space the recorder reserves to finalise its files if the disk fills up (default 8 MB)",
+    )
+    p.add_argument(
         "--processor",
         action="append",
         default=[],
@@ -156,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
                 bundle.thresholds,
                 session=args.session,
                 codec=args.record_codec,
+                ballast_bytes=int(args.record_reserve_mb * (1 << 20)),
                 metadata={"bundle": str(bundle.directory), "preset": bundle.manifest.preset, "engine": engine.name},
             )
         telemetry = Telemetry()

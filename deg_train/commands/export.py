@@ -19,6 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "run_or_project",
         metavar="RUN_OR_PROJECT",
+        nargs="?",
         help="a sequence run directory, or a project directory (its newest finished sequence run is exported)",
     )
     parser.add_argument("--out", required=True, metavar="BUNDLE", help="the bundle directory to write")
@@ -35,13 +36,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="check the export on this video's first frames instead of random frames",
     )
     parser.add_argument("--preset", help="preset name to record in the manifest (default: from the run)")
+    parser.add_argument(
+        "--random-preset",
+        metavar="PRESET",
+        help="instead of trained runs, export this model preset (deg_f, deg_m, deg_s, deg_live_cpu) with random "
+        "weights: a bundle for benchmarks (speed does not depend on the weights)",
+    )
+    parser.add_argument(
+        "--size", metavar="HxW", help="input size for --random-preset, e.g. 128x128 (default: the preset's)"
+    )
+    parser.add_argument("--behaviours", type=int, default=7, help="K for --random-preset (default 7)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Export and print a one-screen summary of the bundle."""
-    from deg_train.export import export_from_path
+    from deg_train.export import ExportError, export_from_path, export_random
 
+    if args.random_preset:
+        size = None
+        if args.size:
+            try:
+                h, w = (int(v) for v in args.size.lower().split("x"))
+            except ValueError:
+                raise ExportError(f"--size {args.size!r}: expected HEIGHTxWIDTH, e.g. 128x128") from None
+            size = (h, w)
+        bundle = export_random(
+            args.random_preset,
+            args.out,
+            size=size,
+            num_behaviours=args.behaviours,
+            overwrite=args.overwrite,
+            torch_programs=not args.no_torch,
+        )
+        return _summary(bundle)
+    if not args.run_or_project:
+        raise ExportError("give RUN_OR_PROJECT (a sequence run or a project directory), or --random-preset")
     bundle = export_from_path(
         args.run_or_project,
         args.out,
@@ -51,6 +81,10 @@ def run(args: argparse.Namespace) -> int:
         example_video=args.check_video,
         preset=args.preset,
     )
+    return _summary(bundle)
+
+
+def _summary(bundle) -> int:
     m = bundle.manifest
     print(f"bundle: {bundle.directory}")
     print(f"behaviours ({m.num_behaviours}): {', '.join(m.behaviours)}")

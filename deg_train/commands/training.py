@@ -32,25 +32,34 @@ _CONFIG_HELP = (
 
 def _add_common(parser: argparse.ArgumentParser, stage: str) -> None:
     parser.add_argument(
-        "-p", "--project", default=".", metavar="DIR",
+        "-p",
+        "--project",
+        default=".",
+        metavar="DIR",
         help="the project folder (or its project_config.yaml); default: the current folder",
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
-        "--preset", metavar="NAME",
+        "--preset",
+        metavar="NAME",
         help="a preset of configs/presets: deg_f (default), deg_m, deg_s, deg_live_cpu, demo_cpu, tiny",
     )
     source.add_argument("--config", metavar="FILE", help="a config YAML file (e.g. a run's config.yaml)")
     parser.add_argument(
-        "--resume", metavar="RUN",
+        "--resume",
+        metavar="RUN",
         help=f"resume this {stage} run directory after a crash or stop (its config.yaml is used unless --preset "
         "or --config is given; overrides still apply, e.g. more epochs)",
     )
     parser.add_argument(
-        "--device", metavar="DEV", help="shortcut for train.device=DEV: auto, cpu, cuda, cuda:1 (default: auto)",
+        "--device",
+        metavar="DEV",
+        help="shortcut for train.device=DEV: auto, cpu, cuda, cuda:1 (default: auto)",
     )
     parser.add_argument(
-        "overrides", nargs="*", metavar="KEY=VALUE",
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
         help="config overrides, dotted keys (flow.lr=0.001, train.max_steps_per_epoch=50)",
     )
 
@@ -58,7 +67,8 @@ def _add_common(parser: argparse.ArgumentParser, stage: str) -> None:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the training commands to ``deg-train``."""
     p = subparsers.add_parser(
-        "train-flow", help="stage 1: train the flow generator (self-supervised, no labels needed)",
+        "train-flow",
+        help="stage 1: train the flow generator (self-supervised, no labels needed)",
         description="Train the flow generator on every frame of the project's training videos with "
         "DeepEthogram's self-supervised MotionNet loss. Writes <project>/models/<date>_<time>_flow_<arch>/. "
         + _CONFIG_HELP,
@@ -67,58 +77,71 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_train_flow)
 
     p = subparsers.add_parser(
-        "train-features", help="stage 2: train the hidden two-stream feature extractor on labelled frames",
+        "train-features",
+        help="stage 2: train the hidden two-stream feature extractor on labelled frames",
         description="Train the spatial and flow ResNets on labelled frames of the training videos, the flow "
         "stream fed by a trained (frozen) flow generator. Writes <project>/models/<date>_<time>_feature_<arch>/. "
         + _CONFIG_HELP,
     )
     _add_common(p, "feature")
     p.add_argument(
-        "--flow-run", metavar="RUN",
+        "--flow-run",
+        metavar="RUN",
         help="the flow run to use (a run directory or its name in <project>/models); default: feature.flow_run, "
         "else the newest finished flow run",
     )
     p.set_defaults(func=_train_features)
 
     p = subparsers.add_parser(
-        "train-sequence", help="stage 3: train the causal sequence model on saved features",
+        "train-sequence",
+        help="stage 3: train the causal sequence model on saved features",
         description="Train the sequence model (causal TGM by default) on the features a feature run saved in "
         "each video's <video>_outputs.h5 (extracted first where missing). Writes "
         "<project>/models/<date>_<time>_sequence_<arch>/. " + _CONFIG_HELP,
     )
     _add_common(p, "sequence")
     p.add_argument(
-        "--feature-run", metavar="RUN",
+        "--feature-run",
+        metavar="RUN",
         help="the feature run whose features to use; default: sequence.feature_run, else the newest finished "
         "feature run",
     )
     p.set_defaults(func=_train_sequence)
 
     p = subparsers.add_parser(
-        "flow-viz", help="write colour-coded flows next to the frames (PNG grid and/or mp4)",
+        "flow-viz",
+        help="write colour-coded flows next to the frames (PNG grid and/or mp4)",
         description="Run a flow generator over a video and write its flows beside the frames, so a person can "
         "check they make sense: colour = direction, saturation = speed (white = still). The flow shown at "
         "frame t is the finest flow between frames t-1 and t, from the causal clip ending at t.",
     )
     p.add_argument(
-        "-p", "--project", default=".", metavar="DIR",
+        "-p",
+        "--project",
+        default=".",
+        metavar="DIR",
         help="the project folder (used to find runs and videos by name); default: the current folder",
     )
     p.add_argument(
-        "--run", metavar="RUN",
-        help="a flow run, or a feature run (its frozen flow generator is used); default: the newest finished "
-        "flow run",
+        "--run",
+        metavar="RUN",
+        help="a flow run, or a feature run (its frozen flow generator is used); default: the newest finished flow run",
     )
     p.add_argument("--video", required=True, metavar="NAME_OR_PATH", help="a project video name or a video file")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write the PNG and/or mp4 into")
     p.add_argument("--start", type=int, default=0, metavar="N", help="first frame to show (default 0)")
     p.add_argument("--frames", type=int, default=100, metavar="N", help="how many frames (default 100)")
     p.add_argument(
-        "--format", choices=("png", "mp4", "both"), default="both",
+        "--format",
+        choices=("png", "mp4", "both"),
+        default="both",
         help="png: a grid of 8 frames with their flows; mp4: every frame beside its flow; both (default)",
     )
     p.add_argument(
-        "--max-flow", type=float, default=None, metavar="PX",
+        "--max-flow",
+        type=float,
+        default=None,
+        metavar="PX",
         help="flow magnitude in pixels shown fully saturated (default: the run's flow.flow_max)",
     )
     p.add_argument("--device", default="auto", metavar="DEV", help="torch device: auto (default), cpu, cuda")
@@ -194,8 +217,9 @@ def _train_sequence(args: argparse.Namespace) -> int:
     from deg_train.stages import train_sequence
 
     project = _open_project(args.project)
-    run = train_sequence(project, _config(args), feature_run=args.feature_run,
-                         run_dir=_resume_dir(project, args.resume))
+    run = train_sequence(
+        project, _config(args), feature_run=args.feature_run, run_dir=_resume_dir(project, args.resume)
+    )
     return _report(run)
 
 
@@ -264,7 +288,7 @@ def render_flow_visualisation(
     tiles = []
     with torch.inference_mode():
         for i in range(0, len(windows), batch_size):
-            clip = torch.from_numpy(np.ascontiguousarray(windows[i:i + batch_size]))
+            clip = torch.from_numpy(np.ascontiguousarray(windows[i : i + batch_size]))
             x = prepare_clips(clip, device, mean=mean, std=std)
             flow = upsample_flow(model(x)[0].float(), (int(size[0]), int(size[1])))[:, -2:]  # last pair: t-1 -> t
             for j in range(flow.shape[0]):
@@ -280,10 +304,21 @@ def render_flow_visualisation(
         import matplotlib.pyplot as plt
 
         pick = np.unique(np.linspace(0, len(tiles) - 1, min(8, len(tiles))).round().astype(int))
-        grid = np.concatenate([tiles[k] for k in pick], axis=0) if len(pick) <= 4 else np.concatenate(
-            [np.concatenate([tiles[k] for k in pick[: (len(pick) + 1) // 2]], axis=0),
-             np.concatenate([tiles[k] for k in pick[(len(pick) + 1) // 2:]]
-                            + [np.full_like(tiles[0], 255)] * (len(pick) % 2), axis=0)], axis=1)
+        grid = (
+            np.concatenate([tiles[k] for k in pick], axis=0)
+            if len(pick) <= 4
+            else np.concatenate(
+                [
+                    np.concatenate([tiles[k] for k in pick[: (len(pick) + 1) // 2]], axis=0),
+                    np.concatenate(
+                        [tiles[k] for k in pick[(len(pick) + 1) // 2 :]]
+                        + [np.full_like(tiles[0], 255)] * (len(pick) % 2),
+                        axis=0,
+                    ),
+                ],
+                axis=1,
+            )
+        )
         path = out_dir / f"{name}_flows_{start}-{stop - 1}.png"
         with atomic_output(path) as tmp:
             plt.imsave(tmp, grid, format="png")
@@ -313,7 +348,15 @@ def _flow_viz(args: argparse.Namespace) -> int:
             raise UserFacingError(f"--video {args.video}: no such file (and no project to look the name up in)")
         video = project.video(args.video).video_path
     device = str(resolve_device(args.device))
-    for path in render_flow_visualisation(run, video, args.out, start=args.start, frames=args.frames,
-                                          fmt=args.format, max_flow=args.max_flow, device=device):
+    for path in render_flow_visualisation(
+        run,
+        video,
+        args.out,
+        start=args.start,
+        frames=args.frames,
+        fmt=args.format,
+        max_flow=args.max_flow,
+        device=device,
+    ):
         print(path)
     return 0

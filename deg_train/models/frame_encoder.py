@@ -80,6 +80,6 @@ class SequenceStep(nn.Module):
         return [tuple(s.shape) for s in self.model.init_state(1)]
 
     def forward(self, feature: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """feature (B, D) float32, state tensors -> probs (B, K) in [0, 1], new state tensors."""
+        """Feature (B, D) float32, state tensors -> probs (B, K) in [0, 1], new state tensors."""
         logits, new_state = self.model.step(feature, tuple(state))
         return (torch.sigmoid(logits), *new_state)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from camera_adapters.subscriber import FrameSubscriber, LosslessReceiver
+from camera_adapters.wire import EndOfStream
 
 RAT_VIDEO = Path("tests/data/rat_behavior/cage1_6_20_22_56/cage1_6_20_22_56.mp4")
 
@@ -63,8 +64,12 @@ def test_replay_a_video_as_fast_as_the_consumer_takes_it(tmp_path):
     proc = _popen("video", f"path={RAT_VIDEO}", "rate=0", "--bind", live, "--lossless", rec, "--lossless-block",
                   "--max-frames", "60", "--camera-id", "rat")
     try:
-        with LosslessReceiver(rec, camera_id="rat") as rx:
-            frames = list(rx)
+        frames = []
+        with LosslessReceiver(rec, camera_id="rat") as rx, pytest.raises(EndOfStream):
+            while True:
+                frame = rx.recv(timeout=20)
+                assert frame is not None, proc.stderr.read()
+                frames.append(frame)
         assert proc.wait(20) == 0, proc.stderr.read()
     finally:
         proc.kill()
@@ -80,7 +85,7 @@ def test_sigterm_ends_cleanly_with_the_end_message(tmp_path):
         with FrameSubscriber(live) as sub:
             assert sub.latest(timeout=10) is not None
             proc.send_signal(signal.SIGTERM)
-            with pytest.raises(Exception, match="stopped"):
+            with pytest.raises(EndOfStream, match="stopped"):
                 while sub.latest(timeout=5) is not None:
                     pass
         assert proc.wait(10) == 0

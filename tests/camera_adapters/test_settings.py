@@ -89,3 +89,15 @@ def test_atomic_writes_leave_the_old_file_on_failure(tmp_path):
         raise RuntimeError("crash while writing")
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def test_atomic_writes_give_normal_permissions(tmp_path):
+    import os
+
+    target = atomic_write_text(tmp_path / "shared.txt", "x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+    os.chmod(target, 0o640)
+    atomic_write_text(target, "y")
+    assert target.stat().st_mode & 0o777 == 0o640

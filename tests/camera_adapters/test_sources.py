@@ -4,6 +4,7 @@ import os
 
 os.environ.setdefault("PYLON_CAMEMU", "1")  # pylon's emulated camera; must precede the first pypylon import
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -201,3 +202,47 @@ def test_basler_settings_lost_frames_and_image_folder(tmp_path):
             indices.append(frame.index)
     assert indices == [*range(8), *range(10, 22)]
     assert source.lost_frames == 2 and source.failed_grabs == 2
+
+
+_SERVER = """
+import sys, time, av, numpy as np
+port, rounds, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+for r in range(rounds):
+    out = av.open(f"tcp://127.0.0.1:{port}?listen=1", "w", format="mpegts")
+    s = out.add_stream("mpeg2video", rate=30)
+    s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+    for i in range(n):
+        for p in s.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 5, np.uint8), format="rgb24")):
+            out.mux(p)
+        time.sleep(0.01)
+    for p in s.encode():
+        out.mux(p)
+    out.close()
+"""
+
+
+def test_ffmpeg_network_camera_that_drops_is_reconnected():
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-c", _SERVER, str(port), "2", "30"])  # drops once, comes back
+    try:
+        time.sleep(0.5)
+        opts = [f"url=tcp://127.0.0.1:{port}", "format=mpegts", "reconnect_delay_s=0.2", "max_reconnects=2",
+                "read_timeout_s=2"]
+        frames = []
+        with create_source("ffmpeg", opts) as source:
+            with pytest.raises(SourceError, match="2 reconnection attempts failed"):
+                while True:
+                    frames.append(source.read())
+            assert source.reconnects == 1
+    finally:
+        server.kill()
+        server.wait()
+    assert [f.index for f in frames] == list(range(60))
+    stamps = [f.camera_timestamp_ns for f in frames]
+    assert all(b > a for a, b in zip(stamps, stamps[1:]))

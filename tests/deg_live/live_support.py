@@ -12,10 +12,13 @@ from __future__ import annotations
 import hashlib
 import shutil
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from deg_live.processors import Processor
 
 REPO = Path(__file__).resolve().parents[2]
 RAT = REPO / "tests" / "data" / "rat_behavior"
@@ -190,6 +193,18 @@ class CameraThread:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class SlowProcessor(Processor):
+    """Holds the pipeline for ``delay_ms`` per frame (``--processor "live_support:SlowProcessor delay_ms=40"``)."""
+
+    name = "slow"
+
+    def __init__(self, delay_ms: str = "40"):
+        self.delay_s = float(delay_ms) / 1000
+
+    def process(self, result) -> None:
+        time.sleep(self.delay_s)
 
 
 def free_endpoint(tmp_path: Path, name: str) -> str:

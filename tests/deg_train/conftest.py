@@ -1,8 +1,8 @@
 """Shared fixtures for deg_train tests: small real projects built from the labelled rat sessions.
 
 - ``rat_project`` (session-scoped): a project of four short rat sessions (1,072 frames in all, every behaviour
-  present somewhere) with a split saved in DATA/split.yaml (2 train, 1 val, 1 test). Treat it as read-only; frame
-  caches may be built in it (they are shared and reused).
+  present somewhere) with a split saved in DATA/split.yaml (2 train, 1 val, 1 test). Tests may build frame caches
+  and training runs in it, but must not change its videos, labels, behaviours or split.
 - ``fresh_rat_project`` (per test): a private copy of it, free to modify.
 """
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -10,8 +12,17 @@ from deg_train.config import AugmentConfig
 
 torch.set_num_threads(1)
 
-OFF = dict(crop_scale=(1.0, 1.0), lr_flip=0.0, ud_flip=0.0, degrees=0.0, brightness=0.0, contrast=0.0,
-           saturation=0.0, hue=0.0, grayscale=0.0)
+OFF = dict(
+    crop_scale=(1.0, 1.0),
+    lr_flip=0.0,
+    ud_flip=0.0,
+    degrees=0.0,
+    brightness=0.0,
+    contrast=0.0,
+    saturation=0.0,
+    hue=0.0,
+    grayscale=0.0,
+)
 
 
 def _textured(b: int, t: int, h: int = 32, w: int = 48) -> torch.Tensor:
@@ -40,12 +51,12 @@ def test_motion_between_frames_is_transformed_consistently(backend):
     # displacement stays the same for every pair (a per-frame transform would break that).
     x = torch.zeros(1, 4, 3, 32, 32)
     for t in range(4):
-        x[0, t, :, 12:20, 4 + 2 * t: 12 + 2 * t] = 1.0
+        x[0, t, :, 12:20, 4 + 2 * t : 12 + 2 * t] = 1.0
     aug = ClipAugment(AugmentConfig(backend=backend, **{**OFF, "lr_flip": 1.0}), (32, 32))
     out = aug(x)
     cols = [(out[0, t, 0].sum(0) > 0.5).nonzero().flatten() for t in range(4)]
     starts = [int(c.min()) for c in cols]
-    assert [b - a for a, b in zip(starts, starts[1:])] == [-2, -2, -2]
+    assert [b - a for a, b in itertools.pairwise(starts)] == [-2, -2, -2]
 
 
 def test_each_part_does_what_it_says():
@@ -55,8 +66,9 @@ def test_each_part_does_what_it_says():
     vflip = ClipAugment(AugmentConfig(**{**OFF, "ud_flip": 1.0}), (32, 48))(x)
     assert torch.allclose(vflip, x.flip(-2), atol=1e-5)
     gray = ClipAugment(AugmentConfig(**{**OFF, "grayscale": 1.0}), (32, 48))(x)
-    assert torch.allclose(gray[:, :, 0], gray[:, :, 1], atol=1e-5) and torch.allclose(gray[:, :, 1], gray[:, :, 2],
-                                                                                       atol=1e-5)
+    assert torch.allclose(gray[:, :, 0], gray[:, :, 1], atol=1e-5) and torch.allclose(
+        gray[:, :, 1], gray[:, :, 2], atol=1e-5
+    )
     torch.manual_seed(1)
     bright = ClipAugment(AugmentConfig(**{**OFF, "brightness": 0.5}), (32, 48))(x * 0.5)
     ratio = bright / (x * 0.5).clamp(min=1e-3)

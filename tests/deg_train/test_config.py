@@ -48,8 +48,10 @@ def test_preset_inherits_from_its_base(tmp_path):
 
 
 def test_overrides_apply_on_top():
-    cfg = load_config("deg_f", ["flow.epochs=2", "data.size=[64, 96]", "sequence.params.tgm={num_layers: 2}",
-                                "postprocess.hysteresis=0.1"])
+    cfg = load_config(
+        "deg_f",
+        ["flow.epochs=2", "data.size=[64, 96]", "sequence.params.tgm={num_layers: 2}", "postprocess.hysteresis=0.1"],
+    )
     assert cfg.flow.epochs == 2 and cfg.data.size == (64, 96)
     assert cfg.sequence.model_params()["num_layers"] == 2 and cfg.sequence.model_params()["n_filters"] == 8
     assert cfg.postprocess.hysteresis == 0.1
@@ -64,7 +66,7 @@ def test_unknown_key_wrong_type_and_bad_values_are_named():
         load_config("deg_f", ["data.size=[100, 104]"])
     with pytest.raises(ConfigError, match="fusion"):
         load_config("deg_f", ["feature.fusion=sum"])
-    with pytest.raises(ConfigError, match="unknown preset 'deg_q'.*deg_f"):
+    with pytest.raises(ConfigError, match=r"unknown preset 'deg_q'.*deg_f"):
         load_config("deg_q")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -57,9 +59,7 @@ def test_flow_generators_forward_backward(name: str, num_frames: int) -> None:
     model = create_model("flow", name, num_frames=num_frames, width=0.25)
     frames = torch.randn(2, num_frames, 3, H, W)
     flows = model(frames)
-    assert [tuple(f.shape) for f in flows] == [
-        (2, 2 * (num_frames - 1), H // s, W // s) for s in model.output_strides
-    ]
+    assert [tuple(f.shape) for f in flows] == [(2, 2 * (num_frames - 1), H // s, W // s) for s in model.output_strides]
     sum(f.square().mean() for f in flows).backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
     with pytest.raises(ValueError, match="expects frames"):
@@ -293,3 +293,65 @@ def test_live_cpu_preset_runs_at_its_input_size() -> None:
     with torch.no_grad():
         feats, logits = FrameEncoder(model)(torch.zeros(1, preset["frames_per_window"], h, w, 3, dtype=torch.uint8))
     assert feats.shape == (1, 512) and logits.shape == (1, 3)
+
+
+# --------------------------------------------------------------------------------------------- export
+
+
+@pytest.mark.slow
+def test_frame_encoder_and_sequence_step_export_to_onnx(tmp_path: Path) -> None:
+    """The two export wrappers go through torch.onnx.export (dynamo) and match in onnxruntime."""
+    ort = pytest.importorskip("onnxruntime")
+    model = TwoStream(num_classes=2, num_frames=3, width=0.25, flow_generator_kwargs={"width": 0.25}).eval()
+    encoder = FrameEncoder(model).eval()
+    frames = torch.randint(0, 256, (2, 3, H, W, 3), dtype=torch.uint8)
+    batch = torch.export.Dim("batch", min=1, max=16)
+    torch.onnx.export(
+        encoder,
+        (frames,),
+        tmp_path / "encoder.onnx",
+        dynamo=True,
+        input_names=["frames"],
+        output_names=["features", "logits"],
+        dynamic_shapes={"frames": {0: batch}},
+    )
+    features, logits = ort.InferenceSession(str(tmp_path / "encoder.onnx")).run(None, {"frames": frames.numpy()})
+    with torch.no_grad():
+        ref_features, ref_logits = encoder(frames)
+    assert torch.allclose(torch.from_numpy(features), ref_features, atol=1e-4)
+    assert torch.allclose(torch.from_numpy(logits), ref_logits, atol=1e-4)
+
+    step = SequenceStep(create_model("sequence", "tgm", input_dim=model.num_features, num_classes=2)).eval()
+    state = step.initial_state(1)
+    names = [f"state_{i}" for i in range(len(state))]
+    torch.onnx.export(
+        step,
+        (torch.zeros(1, model.num_features), *state),
+        tmp_path / "step.onnx",
+        dynamo=True,
+        input_names=["feature", *names],
+        output_names=["probs", *[f"{n}_out" for n in names]],
+    )
+    session = ort.InferenceSession(str(tmp_path / "step.onnx"))
+    sequence = torch.randn(1, 12, model.num_features)
+    current = [s.numpy() for s in state]
+    probs = []
+    for t in range(12):
+        out = session.run(None, {"feature": sequence[:, t].numpy(), **dict(zip(names, current, strict=True))})
+        probs.append(torch.from_numpy(out[0]))
+        current = out[1:]
+    with torch.no_grad():
+        expected = torch.sigmoid(step.model(sequence))
+    assert torch.allclose(torch.stack(probs, 1), expected, atol=1e-5)
+
+
+def test_two_stream_takes_its_normalisation_from_the_flow_generator() -> None:
+    stats = {"mean": (0.3, 0.35, 0.4), "std": (0.2, 0.21, 0.22)}
+    by_kwargs = TwoStream(num_classes=2, num_frames=3, width=0.25, flow_generator_kwargs={"width": 0.25, **stats})
+    generator = create_model("flow", "tinymotionnet", num_frames=3, width=0.25, **stats)
+    by_module = TwoStream(num_classes=2, flow_generator=generator, num_frames=3, width=0.25)
+    for model in (by_kwargs, by_module):
+        assert torch.allclose(model.input_mean, torch.tensor(stats["mean"]))
+        assert torch.allclose(model.input_std, model.flow_generator.input_std)
+    explicit = TwoStream(num_classes=2, num_frames=3, width=0.25, mean=torch.tensor([0.1, 0.2, 0.3]))
+    assert torch.allclose(explicit.flow_generator.input_mean, torch.tensor([0.1, 0.2, 0.3]))

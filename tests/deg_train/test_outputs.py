@@ -34,8 +34,9 @@ def _arrays(n=50, k=3, ds=8, df=6, seed=0):
 def test_round_trip(tmp_path):
     path = tmp_path / "rat_outputs.h5"
     a = _arrays()
-    write_outputs(path, "resnet18", thresholds=[0.3, 0.4, 0.5], behaviours=BEHAVIOURS, attrs={"run": "r1", "x": [1]},
-                  **a)
+    write_outputs(
+        path, "resnet18", thresholds=[0.3, 0.4, 0.5], behaviours=BEHAVIOURS, attrs={"run": "r1", "x": [1]}, **a
+    )
     out = read_outputs(path, "resnet18")
     assert out.behaviours == BEHAVIOURS
     np.testing.assert_array_equal(out.logits, a["logits"])
@@ -74,8 +75,9 @@ def test_other_group_kept_intact(tmp_path):
     a, b = _arrays(seed=1), _arrays(seed=2)
     write_outputs(path, "resnet18", thresholds=None, behaviours=BEHAVIOURS, **a)
     # a sequence model's group: no features
-    write_outputs(path, "tgm", logits=b["logits"], probabilities=b["probabilities"], thresholds=[0.2] * 3,
-                  behaviours=BEHAVIOURS)
+    write_outputs(
+        path, "tgm", logits=b["logits"], probabilities=b["probabilities"], thresholds=[0.2] * 3, behaviours=BEHAVIOURS
+    )
     assert list_groups(path) == ["resnet18", "tgm"]
     np.testing.assert_array_equal(read_outputs(path, "resnet18").spatial_features, a["spatial_features"])
     seq = read_outputs(path, "tgm")
@@ -85,8 +87,9 @@ def test_other_group_kept_intact(tmp_path):
     # replacing one group keeps the other and does not grow the file without bound
     size = path.stat().st_size
     for _ in range(3):
-        write_outputs(path, "tgm", logits=a["logits"], probabilities=a["probabilities"], thresholds=None,
-                      behaviours=BEHAVIOURS)
+        write_outputs(
+            path, "tgm", logits=a["logits"], probabilities=a["probabilities"], thresholds=None, behaviours=BEHAVIOURS
+        )
     assert path.stat().st_size <= size * 1.2
     np.testing.assert_array_equal(read_outputs(path, "resnet18").flow_features, a["flow_features"])
     np.testing.assert_array_equal(read_outputs(path, "tgm").logits, a["logits"])
@@ -102,8 +105,14 @@ def test_failed_write_leaves_file_untouched(tmp_path):
     write_outputs(path, "resnet18", thresholds=None, behaviours=BEHAVIOURS, **a)
     before = path.read_bytes()
     with pytest.raises(OutputsError, match="must both be"):
-        write_outputs(path, "resnet18", logits=a["logits"][:, :2], probabilities=a["probabilities"],
-                      thresholds=None, behaviours=BEHAVIOURS)
+        write_outputs(
+            path,
+            "resnet18",
+            logits=a["logits"][:, :2],
+            probabilities=a["probabilities"],
+            thresholds=None,
+            behaviours=BEHAVIOURS,
+        )
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rat_outputs.h5"]  # no temp file left behind
 

@@ -55,9 +55,10 @@ def test_feature_stage_records_its_flow_run(trained, rat_project):
     ckpt = load_checkpoint(trained["feature"] / LAST)
     assert ckpt["extra"]["flow_run"] == str(trained["flow"])
     assert yaml.safe_load((trained["feature"] / "config.yaml").read_text())["feature"]["flow_run"] == str(
-        trained["flow"])
+        trained["flow"]
+    )
     assert ckpt["behaviours"][0] == "background" and ckpt["behaviours"] == rat_project.behaviours
-    model, meta = build_model_from_checkpoint(trained["feature"], expect_stage="feature")
+    model, _meta = build_model_from_checkpoint(trained["feature"], expect_stage="feature")
     # The frozen flow generator inside is exactly the flow run's.
     flow, _ = build_model_from_checkpoint(trained["flow"])
     for name, tensor in flow.state_dict().items():
@@ -120,5 +121,6 @@ def test_command_errors_are_one_line(fresh_rat_project, capsys):
     assert main(["train-flow", "-p", project, "--preset", "tiny", "flow.epochz=1"]) == 2
     err = capsys.readouterr().err
     assert "flow.epochz: unknown key" in err and "Traceback" not in err
-    assert main(["train-features", "-p", project, "--preset", "tiny"]) == 2  # no flow run yet
-    assert "no finished flow run" in capsys.readouterr().err
+    assert main(["train-features", "-p", project, "--preset", "tiny", "--flow-run", "no_such_run"]) == 2
+    assert "no_such_run: run directory not found" in capsys.readouterr().err
+    assert main(["flow-viz", "-p", project, "--video", "nope", "--out", "x", "--run", "no_such_run"]) == 2

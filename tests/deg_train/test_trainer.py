@@ -65,8 +65,17 @@ def _model() -> nn.Module:
 
 
 def _settings(**kw) -> FitSettings:
-    base = dict(epochs=4, lr=1e-2, batch_size=8, steps_per_epoch=5, val_steps=None, seed=3, device="cpu",
-                patience=5, early_stop_patience=None)
+    base = dict(
+        epochs=4,
+        lr=1e-2,
+        batch_size=8,
+        steps_per_epoch=5,
+        val_steps=None,
+        seed=3,
+        device="cpu",
+        patience=5,
+        early_stop_patience=None,
+    )
     base.update(kw)
     return FitSettings(**base)
 
@@ -87,7 +96,7 @@ def _same_weights(a: nn.Module, b: nn.Module) -> bool:
 
 def test_same_seed_same_weights_and_files(tmp_path):
     a, ra = _run(tmp_path, "a")
-    b, rb = _run(tmp_path, "b")
+    b, _rb = _run(tmp_path, "b")
     assert _same_weights(a, b)
     assert ra.epochs_run == 4 and ra.stop_reason == "epochs"
     for name in (LAST, BEST, "metrics.csv", "train.log", "done.json"):
@@ -119,13 +128,12 @@ def test_resume_after_crash_matches_uninterrupted_run(tmp_path):
         assert r0["val_loss"] == pytest.approx(r1["val_loss"], rel=1e-9)
         assert r0["train_loss"] == pytest.approx(r1["train_loss"], rel=1e-9)
     # A finished run is not trained again.
-    again, result = _run(tmp_path, "crashy")
+    _again, result = _run(tmp_path, "crashy")
     assert result.stop_reason == "already finished"
 
 
 def test_early_stop_and_plateau(tmp_path):
-    _, result = _run(tmp_path, "flat", task=Regression(constant_val=1.0), epochs=50, early_stop_patience=3,
-                     patience=1)
+    _, result = _run(tmp_path, "flat", task=Regression(constant_val=1.0), epochs=50, early_stop_patience=3, patience=1)
     # Epoch 0 sets the best; 3 epochs without improvement follow.
     assert result.epochs_run == 4
     assert "early_stop_patience" in result.stop_reason
@@ -136,8 +144,9 @@ def test_early_stop_and_plateau(tmp_path):
 
 
 def test_stops_when_learning_rate_falls_below_min_lr(tmp_path):
-    _, result = _run(tmp_path, "lr", task=Regression(constant_val=1.0), epochs=50, patience=0,
-                     reduce_factor=0.1, min_lr=1e-4)
+    _, result = _run(
+        tmp_path, "lr", task=Regression(constant_val=1.0), epochs=50, patience=0, reduce_factor=0.1, min_lr=1e-4
+    )
     # lr 1e-2 -> 1e-3 -> 1e-4 -> 1e-5 < min_lr: stops after the reduction below 1e-4.
     assert "min_lr" in result.stop_reason
     assert result.epochs_run <= 5

@@ -9,10 +9,10 @@ __all__ = [
     "ResNet",
     "ResNet3d",
     "TwoStream",
+    "resnet3d_18",
+    "resnet3d_34",
     "resnet18",
     "resnet18_half",
     "resnet34",
-    "resnet3d_18",
-    "resnet3d_34",
     "resnet50",
 ]

@@ -39,8 +39,11 @@ class TwoStream(nn.Module):
         flow_fusion_weight: w above.
         dropout: dropout on the features before the classification layers (DeepEthogram: 0.9).
         width: channel multiplier of both backbones (0.5 for the live CPU preset).
-        mean: normalisation mean stored as ``input_mean`` (3,), used by the data side and ``FrameEncoder``.
-        std: normalisation std stored as ``input_std`` (3,).
+        mean: normalisation mean stored as ``input_mean`` (3,), used by the data side and ``FrameEncoder``
+            (the one that counts; the flow generator's own buffer is what stage 1 trained with). None: the
+            given flow generator module's ``input_mean``, or ``flow_generator_kwargs["mean"]``, else
+            (0.5, 0.5, 0.5) like DeepEthogram's default.
+        std: normalisation std stored as ``input_std`` (3,), defaults as ``mean``.
         spatial_frame: "last" (causal, default) or "middle" (DeepEthogram's centred clip, for comparison only).
         freeze_flow_generator: keep the flow generator in eval mode with no gradients (DeepEthogram does).
         flow_generator_kwargs: extra constructor arguments of the flow generator (e.g. ``{"width": 0.5}``).
@@ -75,13 +78,22 @@ class TwoStream(nn.Module):
         self.flow_fusion_weight = float(flow_fusion_weight)
         self.spatial_frame = spatial_frame
         self.freeze_flow_generator = freeze_flow_generator
-        self.register_buffer("input_mean", torch.tensor(mean or DEFAULT_MEAN, dtype=torch.float32))
-        self.register_buffer("input_std", torch.tensor(std or DEFAULT_STD, dtype=torch.float32))
+        # One normalisation for the whole model: explicit mean/std, else the flow generator's (stage 1 was
+        # trained with it), else DeepEthogram's default.
+        if not isinstance(flow_generator, str):
+            source_mean, source_std = flow_generator.input_mean, flow_generator.input_std
+        else:
+            source_mean = (flow_generator_kwargs or {}).get("mean")
+            source_std = (flow_generator_kwargs or {}).get("std")
+        mean = next(v for v in (mean, source_mean, DEFAULT_MEAN) if v is not None)
+        std = next(v for v in (std, source_std, DEFAULT_STD) if v is not None)
+        self.register_buffer("input_mean", torch.as_tensor(mean, dtype=torch.float32).detach().clone().reshape(3))
+        self.register_buffer("input_std", torch.as_tensor(std, dtype=torch.float32).detach().clone().reshape(3))
 
         if isinstance(flow_generator, str):
-            flow_generator = create_model(
-                "flow", flow_generator, num_frames=num_frames, **(flow_generator_kwargs or {})
-            )
+            fkw = {"mean": tuple(self.input_mean.tolist()), "std": tuple(self.input_std.tolist())}
+            fkw.update(flow_generator_kwargs or {})
+            flow_generator = create_model("flow", flow_generator, num_frames=num_frames, **fkw)
         if flow_generator.num_frames != num_frames:
             raise ValueError(f"flow generator takes {flow_generator.num_frames} frames, model {num_frames}")
         self.flow_generator = flow_generator

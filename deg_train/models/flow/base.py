@@ -70,7 +70,7 @@ def scaled_width(channels: int, width: float) -> int:
     """Channel count after a width multiplier (at least 8, rounded to a multiple of 4 when narrowed)."""
     if width == 1.0:
         return channels
-    return max(8, int(round(channels * width / 4.0)) * 4)
+    return max(8, round(channels * width / 4.0) * 4)
 
 
 def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
@@ -83,7 +83,7 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     Returns:
         (N, C, H, W) warped image. Used only by the loss (grid_sample is not in any inference path).
     """
-    n, _, h, w = image.shape
+    h, w = image.shape[-2], image.shape[-1]
     ys = torch.arange(h, device=image.device, dtype=image.dtype)
     xs = torch.arange(w, device=image.device, dtype=image.dtype)
     grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
@@ -157,8 +157,10 @@ class FlowGenerator(nn.Module):
     num_frames: int
 
     def _init_normalisation(self, mean: tuple[float, ...] | None, std: tuple[float, ...] | None) -> None:
-        self.register_buffer("input_mean", torch.tensor(mean or DEFAULT_MEAN, dtype=torch.float32))
-        self.register_buffer("input_std", torch.tensor(std or DEFAULT_STD, dtype=torch.float32))
+        mean = DEFAULT_MEAN if mean is None else mean
+        std = DEFAULT_STD if std is None else std
+        self.register_buffer("input_mean", torch.as_tensor(mean, dtype=torch.float32).detach().clone().reshape(3))
+        self.register_buffer("input_std", torch.as_tensor(std, dtype=torch.float32).detach().clone().reshape(3))
 
     @property
     def num_flows(self) -> int:

@@ -1,0 +1,180 @@
+"""Training throughput per stage (clips/s) for a preset (deg_f at 128x128 by default) on this machine.
+
+Builds a throwaway project from two rat sessions (tests/data/rat_behavior), caches their frames at the preset's
+size, then times real training steps of each stage — batch read from the frame cache, augmentation on the
+device, forward, backward, optimiser step — and splits the time into data, augmentation and model.
+Stage 3 trains on random features of the right size (its inputs are saved features, not frames) and reports
+windows/s and frames/s.
+
+    .venv/bin/python benchmarks/train_throughput.py                       # deg_f, 128x128, batch 8
+    .venv/bin/python benchmarks/train_throughput.py --preset demo_cpu --batch 16 --steps 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deg_train.augment import ClipAugment, model_normalisation, prepare_clips
+from deg_train.config import load_config
+from deg_train.data import ClipDataset, EpochSampler, collate_clips
+from deg_train.losses import MaskedFocalBCE, MotionNetLoss
+from deg_train.models.registry import create_model
+from deg_train.project import Project
+
+RAT = Path(__file__).resolve().parents[1] / "tests" / "data" / "rat_behavior"
+SESSIONS = ("cage1_6_23_17_5", "unsessioned_05")
+
+
+def _time_stage(name, model, dataset, step, batch, steps, warmup, augment, mean, std):
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=1e-4)
+    sampler = iter(EpochSampler(len(dataset), samples_per_epoch=(steps + warmup) * batch, seed=0))
+    data_t, aug_t, model_t = [], [], []
+    model.train()
+    for i in range(steps + warmup):
+        t0 = time.perf_counter()
+        items = dataset.__getitems__([next(sampler) for _ in range(batch)])
+        b = collate_clips(items)
+        t1 = time.perf_counter()
+        x = prepare_clips(b["clip"], "cpu", mean=mean, std=std, augment=augment)
+        t2 = time.perf_counter()
+        loss = step(model, x, b)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        t3 = time.perf_counter()
+        if i >= warmup:
+            data_t.append(t1 - t0)
+            aug_t.append(t2 - t1)
+            model_t.append(t3 - t2)
+    total = [a + b + c for a, b, c in zip(data_t, aug_t, model_t)]
+    med = statistics.median(total)
+    print(
+        f"{name:<22} {batch / med:8.1f} clips/s   per batch of {batch}: data {statistics.median(data_t) * 1e3:6.1f} ms"
+        f"  augment {statistics.median(aug_t) * 1e3:6.1f} ms  forward+backward+step "
+        f"{statistics.median(model_t) * 1e3:7.1f} ms"
+    )
+    return batch / med
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="deg_f")
+    parser.add_argument("--batch", type=int, default=8, help="clips per batch (default 8)")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per stage (median reported)")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. data.size=[96,96]")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = load_config(args.preset, args.overrides)
+    size, T = tuple(cfg.data.size), cfg.data.frames_per_window
+    print(
+        f"preset {cfg.preset}: {cfg.flow.arch} + {cfg.feature.arch} (width {cfg.feature.width}) + "
+        f"{cfg.sequence.arch}, {size[0]}x{size[1]}, T={T}, torch threads {torch.get_num_threads()}, "
+        f"augmentation {cfg.augment.backend if cfg.augment.enabled else 'off'}"
+    )
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Project.init(Path(tmp) / "bench", "bench")
+        for s in SESSIONS:
+            project.add_video(RAT / s / f"{s}.mp4", labels=RAT / s / f"{s}_labels.csv")
+        data = ClipDataset(project, list(SESSIONS), size, T, labels=True, progress=False)
+        augment = ClipAugment(cfg.augment, size)
+        augment = augment if augment.enabled else None
+        K = data.num_behaviours
+
+        # Stage 1: flow generator + MotionNet loss.
+        flow = create_model("flow", cfg.flow.arch, num_frames=T, **cfg.flow.params)
+        mean, std = model_normalisation(flow)
+        flow_loss = MotionNetLoss(
+            smooth_weight_multiplier=cfg.flow.smooth_weight_multiplier,
+            flow_sparsity=cfg.flow.flow_sparsity,
+            sparsity_weight=cfg.flow.sparsity_weight,
+            mean=mean,
+            std=std,
+        )
+        _time_stage(
+            "stage 1 flow",
+            flow,
+            data,
+            lambda m, x, b: flow_loss(x, m(x))[0],
+            args.batch,
+            args.steps,
+            args.warmup,
+            augment,
+            mean,
+            std,
+        )
+
+        # Stage 2: two-stream with the (frozen) flow generator inside.
+        two = create_model(
+            "two_stream",
+            "hidden_two_stream",
+            num_classes=K,
+            flow_generator=cfg.flow.arch,
+            flow_generator_kwargs=cfg.flow.params,
+            backbone=cfg.feature.arch,
+            num_frames=T,
+            fusion=cfg.feature.fusion,
+            flow_fusion_weight=cfg.feature.flow_fusion_weight,
+            dropout=cfg.feature.dropout,
+            width=cfg.feature.width,
+        )
+        bce = MaskedFocalBCE(pos_weight=np.ones(K), gamma=cfg.feature.focal_gamma)
+        _time_stage(
+            "stage 2 two-stream",
+            two,
+            data,
+            lambda m, x, b: bce(m(x)["logits"], b["labels"]),
+            args.batch,
+            args.steps,
+            args.warmup,
+            augment,
+            mean,
+            std,
+        )
+
+        # Stage 3: sequence model on random features of the two-stream's size.
+        seq = create_model(
+            "sequence",
+            cfg.sequence.arch,
+            input_dim=two.num_features,
+            num_classes=K,
+            causal=cfg.sequence.causal,
+            **cfg.sequence.model_params(),
+        )
+        rf = getattr(seq, "receptive_field", None) or cfg.sequence.chunk_length
+        L = cfg.sequence.chunk_length + rf - 1
+        B = cfg.sequence.batch_size
+        opt = torch.optim.Adam(seq.parameters(), lr=1e-4)
+        x = torch.randn(B, L, two.num_features)
+        y = torch.randint(0, 2, (B, L, K), dtype=torch.int8)
+        times = []
+        for i in range(args.steps + args.warmup):
+            t0 = time.perf_counter()
+            loss = bce(seq(x).reshape(-1, K), y.reshape(-1, K))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if i >= args.warmup:
+                times.append(time.perf_counter() - t0)
+        med = statistics.median(times)
+        print(
+            f"{'stage 3 ' + cfg.sequence.arch:<22} {B / med:8.1f} windows/s ({B * cfg.sequence.chunk_length / med:.0f} "
+            f"loss frames/s; {B} windows of {L} frames, D={two.num_features})"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,298 @@
+"""Data for reviewing a finished recording or an offline result in the viewer (no Qt, no deg_train).
+
+Two sources, both turned into one :class:`ReviewData` indexed by *video frame*:
+
+- a recorded session folder (``deg-live run --record DIR``, see :mod:`deg_live.recorder`):
+  ``<session>.mp4``, ``<session>_outputs.h5`` (group ``deg_live``: ``P``, ``decisions``, ``frame_index`` and,
+  once finalised, ``video_frame``), ``<session>_frames.csv`` (video row -> camera frame index);
+- an offline result: a ``<video>_outputs.h5`` in DeepEthogram's layout (groups holding ``P``, ``thresholds``,
+  ``class_names``; ``deg-train infer``) beside its video. Decisions are the dataset ``decisions`` if the group
+  has one, else the causal postprocessor (:class:`deg_live.postprocess.CausalPostprocessor`, default settings)
+  run on ``P`` with the group's thresholds — what live would have decided.
+
+Labels (``<video>_labels.csv``, DeepEthogram's layout: an index column, then one 0/1/-1 column per behaviour)
+are picked up beside the video when they exist and drawn against the predictions. deg_live may not import
+deg_train, so the few lines that read them live here.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from camera_adapters.errors import UserFacingError
+from deg_live.postprocess import CausalPostprocessor, PostprocessSettings
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v")
+
+
+class ReviewError(UserFacingError, ValueError):
+    """A session folder, outputs file, video or label file the viewer cannot review."""
+
+
+@dataclass
+class ReviewData:
+    """Predictions (and labels) of one video, one row per video frame.
+
+    Attributes:
+        behaviours: K names.
+        probabilities: ``(N, K) float32``; NaN where no prediction exists (a frame inference skipped).
+        decisions: ``(N, K) bool``.
+        thresholds: ``(K,) float32``.
+        labels: ``(N, K) int8`` in {1, 0, -1}, or None.
+        video: the video file, or None.
+        fps: frames per second of the video (for the time axis).
+        title: shown in the window title.
+    """
+
+    behaviours: list[str]
+    probabilities: np.ndarray
+    decisions: np.ndarray
+    thresholds: np.ndarray
+    labels: np.ndarray | None
+    video: Path | None
+    fps: float
+    title: str
+
+    @property
+    def n_frames(self) -> int:
+        """N."""
+        return int(self.probabilities.shape[0])
+
+
+def _names(dataset: h5py.Dataset) -> list[str]:
+    return [b.decode("utf-8") if isinstance(b, bytes) else str(b) for b in dataset[()]]
+
+
+def _pick_group(f: h5py.File, path: Path, group: str | None) -> h5py.Group:
+    groups = [k for k in f.keys() if isinstance(f[k], h5py.Group) and "P" in f[k]]
+    if group is not None:
+        if group not in groups:
+            raise ReviewError(f"{path}: no prediction group {group!r} (it holds {sorted(groups)}); pass --group NAME")
+        return f[group]
+    if not groups:
+        raise ReviewError(f"{path}: no group holding predictions ('P'); is this an outputs file?")
+    if len(groups) == 1:
+        return f[groups[0]]
+    # Several models ran on this video: the sequence model's (no features) and, among those, the newest.
+    sequence = [g for g in groups if "spatial_features" not in f[g]] or groups
+    sequence.sort(key=lambda g: str(f[g].attrs.get("created", "")))
+    return f[sequence[-1]]
+
+
+def _video_info(video: Path) -> tuple[int, float]:
+    from camera_adapters.video import VideoError, probe
+
+    try:
+        info = probe(video, exact=False)
+    except VideoError as err:
+        raise ReviewError(str(err)) from None
+    return int(info.n_frames), float(info.fps or 30.0)
+
+
+def read_label_csv(path: str | os.PathLike, behaviours: list[str], n_frames: int) -> np.ndarray:
+    """Read a DeepEthogram label CSV into ``(n_frames, K) int8`` columns in ``behaviours`` order.
+
+    Behaviours the file lacks are -1 (unlabelled); rows beyond the file are -1; rows beyond ``n_frames`` are
+    ignored.
+
+    Raises:
+        ReviewError: the file cannot be read or holds a value other than 1, 0, -1.
+    """
+    path = Path(path)
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.reader(fh))
+    except OSError as err:
+        raise ReviewError(f"{path}: cannot read labels ({err.strerror or err})") from None
+    if not rows:
+        raise ReviewError(f"{path}: empty label file")
+    header = [h.strip() for h in rows[0]]
+    columns = {name: i for i, name in enumerate(header) if i > 0 and name}
+    labels = np.full((n_frames, len(behaviours)), -1, dtype=np.int8)
+    for r, row in enumerate(rows[1 : n_frames + 1]):
+        for k, name in enumerate(behaviours):
+            i = columns.get(name)
+            if i is None or i >= len(row):
+                continue
+            try:
+                value = int(float(row[i]))
+            except ValueError:
+                raise ReviewError(f"{path}: row {r + 1}, column {name!r}: {row[i]!r} is not 1, 0 or -1") from None
+            if value not in (-1, 0, 1):
+                raise ReviewError(f"{path}: row {r + 1}, column {name!r}: {value} is not 1, 0 or -1")
+            labels[r, k] = value
+    return labels
+
+
+def _labels_beside(video: Path | None, outputs: Path) -> Path | None:
+    stems = []
+    if video is not None:
+        stems.append(video.with_suffix(""))
+    name = outputs.name
+    if name.endswith("_outputs.h5"):
+        stems.append(outputs.with_name(name[: -len("_outputs.h5")]))
+    for stem in stems:
+        candidate = stem.with_name(stem.name + "_labels.csv")
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def load_outputs(
+    outputs: str | os.PathLike,
+    video: str | os.PathLike | None = None,
+    *,
+    group: str | None = None,
+    labels: str | os.PathLike | None = None,
+) -> ReviewData:
+    """Load an offline ``<video>_outputs.h5`` (and its video and labels) for review.
+
+    Args:
+        outputs: the outputs file.
+        video: the video; default: ``<video>.mp4`` (or another common suffix) beside the outputs file.
+        group: the HDF5 group (model); default: the only one, else the newest sequence model's.
+        labels: a label CSV; default: ``<video>_labels.csv`` beside the video if it exists.
+
+    Raises:
+        ReviewError: missing or inconsistent files.
+    """
+    outputs = Path(outputs)
+    if not outputs.exists():
+        raise ReviewError(f"{outputs}: outputs file not found")
+    if video is None and outputs.name.endswith("_outputs.h5"):
+        stem = outputs.name[: -len("_outputs.h5")]
+        found = [outputs.with_name(stem + s) for s in VIDEO_SUFFIXES if outputs.with_name(stem + s).exists()]
+        video = found[0] if found else None
+    video = Path(video) if video is not None else None
+    if video is not None and not video.exists():
+        raise ReviewError(f"{video}: video not found")
+    try:
+        with h5py.File(outputs, "r") as f:
+            g = _pick_group(f, outputs, group)
+            probs = np.asarray(g["P"][()], dtype=np.float32)
+            behaviours = _names(g["class_names"]) if "class_names" in g else [f"b{i}" for i in range(probs.shape[1])]
+            thresholds = np.asarray(g["thresholds"][()], dtype=np.float32) if "thresholds" in g else None
+            decisions = np.asarray(g["decisions"][()], dtype=bool) if "decisions" in g else None
+            group_name = g.name.strip("/")
+    except OSError as err:
+        raise ReviewError(f"{outputs}: not a readable HDF5 file ({err})") from None
+    if probs.ndim != 2 or probs.shape[1] != len(behaviours):
+        raise ReviewError(f"{outputs}: P has shape {probs.shape}, expected (N, {len(behaviours)})")
+    if thresholds is None:
+        thresholds = np.full(len(behaviours), 0.5, dtype=np.float32)
+    if thresholds.ndim == 2:  # DeepEthogram once kept one row per epoch: the last is in use
+        thresholds = thresholds[-1]
+    if decisions is None or decisions.shape != probs.shape:
+        settings = PostprocessSettings(background_index=0 if behaviours[0] == "background" else None)
+        decisions, _ = CausalPostprocessor(thresholds, settings).run(np.nan_to_num(probs))
+    fps = 30.0
+    if video is not None:
+        n_video, fps = _video_info(video)
+        probs, decisions = _fit_rows(probs, decisions, n_video)
+    label_path = Path(labels) if labels is not None else _labels_beside(video, outputs)
+    label_values = None if label_path is None else read_label_csv(label_path, behaviours, probs.shape[0])
+    return ReviewData(
+        behaviours=behaviours,
+        probabilities=probs,
+        decisions=np.asarray(decisions, dtype=bool),
+        thresholds=np.asarray(thresholds, dtype=np.float32),
+        labels=label_values,
+        video=video,
+        fps=fps,
+        title=f"{outputs.name} [{group_name}]",
+    )
+
+
+def _fit_rows(probs: np.ndarray, decisions: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pad (NaN / False) or cut predictions to the video's ``n`` frames."""
+    m, k = probs.shape
+    if m == n:
+        return probs, decisions
+    p = np.full((n, k), np.nan, dtype=np.float32)
+    d = np.zeros((n, k), dtype=bool)
+    p[: min(m, n)] = probs[:n]
+    d[: min(m, n)] = decisions[:n]
+    return p, d
+
+
+def load_session(directory: str | os.PathLike, *, labels: str | os.PathLike | None = None) -> ReviewData:
+    """Load a recorded session folder (``deg-live run --record``) for review, one row per video frame.
+
+    Processed frames are placed at their video row (``video_frame``, or the frames CSV, or in order); a video
+    row inference skipped holds the decision of the last processed frame before it and has no probability.
+
+    Args:
+        directory: the session folder ``DIR/<session>/``.
+        labels: a label CSV for the session video; default: ``<session>_labels.csv`` in the folder if it exists.
+
+    Raises:
+        ReviewError: the folder has no outputs file, or it cannot be read.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ReviewError(f"{directory}: not a session folder")
+    session = directory.name
+    outputs = directory / f"{session}_outputs.h5"
+    if not outputs.exists():
+        found = sorted(directory.glob("*_outputs.h5"))
+        if not found:
+            raise ReviewError(f"{directory}: no <session>_outputs.h5 here; is this a deg-live recording?")
+        outputs = found[0]
+        session = outputs.name[: -len("_outputs.h5")]
+    video = directory / f"{session}.mp4"
+    try:
+        with h5py.File(outputs, "r") as f:
+            g = _pick_group(f, outputs, "deg_live" if "deg_live" in f else None)
+            probs = np.asarray(g["P"][()], dtype=np.float32)
+            behaviours = _names(g["class_names"])
+            thresholds = np.asarray(g["thresholds"][()], dtype=np.float32)
+            decisions = np.asarray(g["decisions"][()], dtype=bool) if "decisions" in g else probs >= thresholds
+            frame_index = np.asarray(g["frame_index"][()], dtype=np.int64) if "frame_index" in g else None
+            video_frame = np.asarray(g["video_frame"][()], dtype=np.int64) if "video_frame" in g else None
+    except (OSError, KeyError) as err:
+        raise ReviewError(f"{outputs}: cannot read the recording's outputs ({err})") from None
+    m = len(probs)
+    if video_frame is None or len(video_frame) != m:
+        video_frame = _rows_from_frames_csv(directory / f"{session}_frames.csv", frame_index, m)
+    if video.exists():
+        n, fps = _video_info(video)
+    else:
+        video, fps = None, 30.0
+        n = int(video_frame.max()) + 1 if m else 0
+    n = max(n, 1)
+    rows = np.full(n, -1, dtype=np.int64)
+    keep = (video_frame >= 0) & (video_frame < n)
+    rows[video_frame[keep]] = np.nonzero(keep)[0]
+    held = rows.copy()
+    np.maximum.accumulate(held, out=held)  # skipped rows hold the last processed decision
+    p = np.full((n, len(behaviours)), np.nan, dtype=np.float32)
+    d = np.zeros((n, len(behaviours)), dtype=bool)
+    p[rows >= 0] = probs[rows[rows >= 0]]
+    d[held >= 0] = decisions[held[held >= 0]]
+    if labels is None and (directory / f"{session}_labels.csv").exists():
+        labels = directory / f"{session}_labels.csv"
+    label_values = None if labels is None else read_label_csv(labels, behaviours, n)
+    return ReviewData(behaviours, p, d, thresholds, label_values, video, fps, f"session {session}")
+
+
+def _rows_from_frames_csv(path: Path, frame_index: np.ndarray | None, m: int) -> np.ndarray:
+    """Video rows of the processed frames from the recorder's frames CSV (camera frame index -> video row)."""
+    if frame_index is None:
+        return np.arange(m)
+    if path.exists():
+        mapping: dict[int, int] = {}
+        with open(path, newline="") as fh:
+            for row in csv.DictReader(fh):
+                try:
+                    mapping[int(row["frame_index"])] = int(row["video_frame"])
+                except (KeyError, ValueError):
+                    continue
+        if mapping:
+            return np.asarray([mapping.get(int(i), -1) for i in frame_index], dtype=np.int64)
+    return frame_index - frame_index.min() if m else np.zeros(0, dtype=np.int64)

@@ -1,0 +1,637 @@
+"""Thresholds on validation, scores on held-out videos, reports and plots; and ``infer`` over many videos.
+
+:func:`evaluate_run` is what ``deg-train evaluate`` runs:
+
+1. thresholds per behaviour are picked on the validation videos to maximise F1 (:func:`deg_train.metrics.
+   pick_thresholds`) and saved as ``thresholds.json`` in the sequence run (what export and live use), unless
+   already there;
+2. the held-out videos' probabilities come from the sequence model run on their saved features;
+3. decisions come from the causal postprocessor (exactly what live decides) and, for comparison, from
+   DeepEthogram's offline minimum-bout cleanup; the stage-2 feature extractor alone is scored too;
+4. :func:`deg_train.metrics.compute_metrics` gives per-behaviour and macro F1, precision, recall, AUROC, AP,
+   onset delay and bout count error; with ``compare_run`` (the centred, non-causal model) a table says how much
+   F1 causality costs and how many frames of onset delay it adds;
+5. files in ``<run>/evaluation/``: ``report.md`` (all tables), ``report.json``, ``metrics_<variant>.csv``,
+   ``comparison.csv``, ``training_curves.png``, ``f1_per_behaviour.png``, ``ethogram_<video>.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from camera_adapters.errors import UserFacingError
+from camera_adapters.files import atomic_write_text
+from deg_live.postprocess import CausalPostprocessor, offline_cleanup
+from deg_train.infer import (
+    LoadedSequence,
+    final_decisions,
+    load_sequence,
+    predictions_path_for,
+    read_thresholds,
+    run_sequence,
+    sigmoid,
+    write_predictions_csv,
+    write_thresholds_file,
+)
+from deg_train.metrics import MetricsReport, compute_metrics, threshold_search
+from deg_train.outputs import list_groups, outputs_path_for, read_outputs, write_outputs
+
+log = logging.getLogger(__name__)
+
+REPORT_SCHEMA_VERSION = 1
+
+
+class EvaluationError(UserFacingError, ValueError):
+    """Evaluation cannot run: no split, no labelled held-out videos, features missing..."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Probabilities of a sequence run on project videos
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class VideoScores:
+    """One video's labels and a model's outputs. Arrays are ``(N, K)``."""
+
+    name: str
+    labels: np.ndarray
+    probabilities: np.ndarray
+    feature_probabilities: np.ndarray | None = None
+
+
+def _feature_group(path: Path, seq: LoadedSequence) -> str:
+    if seq.latent_name and seq.latent_name in list_groups(path):
+        return seq.latent_name
+    raise EvaluationError(
+        f"{path}: no features {seq.latent_name!r} of the sequence run's feature run; run "
+        f"`deg-train extract --feature-run {(seq.meta.get('extra') or {}).get('feature_run', 'RUN')}`"
+    )
+
+
+def _ensure_features(project: Any, seq: LoadedSequence, names: Sequence[str], device: str) -> None:
+    """Extract missing features of ``names`` with the sequence run's feature run (train-all extracts all first)."""
+    missing = []
+    for name in names:
+        path = project.video(name).outputs_path
+        if not (seq.latent_name and seq.latent_name in list_groups(path)):
+            missing.append(name)
+    if missing:
+        feature_run = (seq.meta.get("extra") or {}).get("feature_run")
+        if not feature_run:
+            raise EvaluationError(f"videos {missing} have no features and the sequence run names no feature run")
+        from deg_train.extract import extract_features
+
+        log.info("extracting features of %s first", missing)
+        extract_features(project, feature_run, missing, device=device)
+
+
+def run_scores(project: Any, seq: LoadedSequence, names: Sequence[str], *, device: str = "cpu") -> list[VideoScores]:
+    """Labels and the sequence run's probabilities on project videos (features extracted where missing)."""
+    _ensure_features(project, seq, names, device)
+    out = []
+    for name in tqdm(names, desc=f"scoring {seq.run_dir.name if seq.run_dir else 'model'}", unit="video", leave=False):
+        record = project.video(name)
+        table = project.load_labels(name)
+        if list(table.behaviours) != list(seq.behaviours):
+            table = table.reorder(seq.behaviours)
+        group = read_outputs(record.outputs_path, _feature_group(record.outputs_path, seq))
+        if group.n_frames != table.n_frames:
+            raise EvaluationError(
+                f"{record.outputs_path}: {group.n_frames} feature rows but {table.n_frames} label rows; re-extract"
+            )
+        probs = sigmoid(run_sequence(seq.model, group.features, device=device))
+        out.append(VideoScores(name, np.asarray(table.values, np.int8), probs, group.probabilities))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Thresholds
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def pick_run_thresholds(
+    project: Any,
+    sequence_run: str | os.PathLike | LoadedSequence,
+    *,
+    videos: Sequence[str] | None = None,
+    force: bool = False,
+    device: str = "cpu",
+) -> np.ndarray:
+    """Pick per-behaviour thresholds maximising F1 on validation videos and save ``thresholds.json`` in the run.
+
+    Args:
+        project: an open project.
+        sequence_run: run directory or a loaded run.
+        videos: the videos to pick on (default: the split's labelled validation videos; the training videos if
+            there are none, with a warning).
+        force: pick again even if the run already has ``thresholds.json``.
+        device: torch device.
+
+    Returns:
+        ``(K,)`` thresholds.
+    """
+    seq = load_sequence(sequence_run, device=device)
+    if seq.run_dir is not None and not force:
+        saved = read_thresholds(seq.run_dir)
+        if saved is not None:
+            return np.asarray(saved["thresholds"], np.float32)
+    if videos is None:
+        split = _split(project)
+        videos = _labelled(project, split.val)
+        if not videos:
+            log.warning("no labelled validation videos: thresholds are picked on the training videos")
+            videos = _labelled(project, split.train)
+    if not videos:
+        raise EvaluationError("no labelled videos to pick thresholds on")
+    scores = run_scores(project, seq, videos, device=device)
+    search = threshold_search([s.probabilities for s in scores], [s.labels for s in scores])
+    no_pos = [seq.behaviours[i] for i in np.flatnonzero(search.no_positives)]
+    if no_pos:
+        log.warning("no positive validation frames for %s: threshold left at 0.5", ", ".join(no_pos))
+    thresholds = search.thresholds.astype(np.float32)
+    if seq.run_dir is not None:
+        write_thresholds_file(
+            seq.run_dir,
+            seq.behaviours,
+            thresholds,
+            seq.postprocess,
+            picked_on=list(videos),
+            val_f1=search.f1,
+            no_positives=no_pos,
+            rule="p > threshold, max F1 on grid",
+        )
+    seq.thresholds = thresholds
+    return thresholds
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Evaluation
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EvaluationReport:
+    """What :func:`evaluate_run` produced.
+
+    Attributes:
+        text: the tables, as printed.
+        out_dir: the report folder.
+        reports: variant name (``causal``, ``offline_cleanup``, ``features_only``, ``centred``...) -> metrics.
+        comparison: causal vs centred per behaviour (None without ``compare_run``).
+        files: every file written.
+    """
+
+    text: str
+    out_dir: Path
+    reports: dict[str, MetricsReport]
+    comparison: pd.DataFrame | None = None
+    files: list[Path] = field(default_factory=list)
+
+
+def resolve_sequence_run(project: Any, run: str | os.PathLike | LoadedSequence | None) -> Any:
+    """A sequence run from a user's value; None = the newest finished CAUSAL sequence run of the project.
+
+    (``train-all`` trains the centred comparison model after the causal one, so "the latest sequence run" would
+    otherwise be the model that cannot run live.)
+    """
+    from deg_train.checkpoints import CheckpointError, list_runs, resolve_run
+
+    if isinstance(run, LoadedSequence):
+        return run
+    if run is not None:
+        return resolve_run(project, "sequence", run)
+    runs = [r for r in list_runs(project.models_dir, "sequence", finished=True) if not r.name.endswith("-centred")]
+    if not runs:
+        raise CheckpointError(
+            f"{project.models_dir}: no finished causal sequence run yet; train one first "
+            "(deg-train train-sequence or train-all)"
+        )
+    return runs[-1]
+
+
+def _split(project: Any):
+    split = project.load_split()
+    if split is None:
+        raise EvaluationError(f"{project.root}: no split yet (DATA/split.yaml); train first or `deg-train split`")
+    return split
+
+
+def _labelled(project: Any, names: Sequence[str]) -> list[str]:
+    return [n for n in names if project.video(n).labels_path is not None]
+
+
+def _held_out(project: Any, part: str) -> tuple[str, list[str]]:
+    split = _split(project)
+    names = _labelled(project, getattr(split, part))
+    if not names and part == "test":
+        log.warning("no labelled test videos: scoring the validation videos instead (optimistic)")
+        part, names = "val", _labelled(project, split.val)
+    if not names:
+        raise EvaluationError(f"no labelled {part} videos in {project.split_path}; remake the split")
+    return part, names
+
+
+def score_run(
+    scores: Sequence[VideoScores],
+    seq: LoadedSequence,
+    *,
+    meta: dict[str, Any] | None = None,
+) -> dict[str, MetricsReport]:
+    """Metrics of one sequence run on scored videos: causal postprocessing, offline cleanup, plain thresholds."""
+    labels = [s.labels for s in scores]
+    probs = [s.probabilities for s in scores]
+    thr = seq.thresholds
+    post = seq.postprocess
+    k = len(seq.behaviours)
+    causal = [CausalPostprocessor(thr, post).run(p)[0] for p in probs]
+    min_bout = post.per_behaviour("min_bout_length", k)
+    offline = [offline_cleanup(p, thr, min_bout, background_index=post.background_index) for p in probs]
+    base = {"run": str(seq.run_dir), "videos": [s.name for s in scores], **(meta or {})}
+    return {
+        "causal": compute_metrics(
+            labels,
+            probs,
+            decisions=causal,
+            thresholds=thr,
+            behaviours=seq.behaviours,
+            meta={**base, "postprocess": "causal", "settings": post.to_dict()},
+        ),
+        "offline_cleanup": compute_metrics(
+            labels,
+            probs,
+            decisions=offline,
+            thresholds=thr,
+            behaviours=seq.behaviours,
+            meta={**base, "postprocess": "offline min-bout cleanup"},
+        ),
+        "thresholds_only": compute_metrics(
+            labels, probs, thresholds=thr, behaviours=seq.behaviours, meta={**base, "postprocess": "p > threshold"}
+        ),
+    }
+
+
+def compare_causal_centred(causal: MetricsReport, centred: MetricsReport) -> pd.DataFrame:
+    """Per behaviour and macro: F1 and median onset delay of the causal and the centred model, and the cost."""
+    a, b = causal.to_frame(), centred.to_frame()
+    table = pd.DataFrame(index=a.index)
+    table["f1_causal"] = a["f1"]
+    table["f1_centred"] = b["f1"]
+    table["f1_cost"] = b["f1"] - a["f1"]
+    table["onset_delay_causal"] = a["onset_delay_median"]
+    table["onset_delay_centred"] = b["onset_delay_median"]
+    table["onset_delay_added"] = a["onset_delay_median"] - b["onset_delay_median"]
+    return table
+
+
+def _markdown(frame: pd.DataFrame, digits: int = 3) -> str:
+    cols = [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join([frame.index.name or "", *cols]) + " |", "|" + "---|" * (len(cols) + 1)]
+    for idx, row in frame.iterrows():
+        cells = []
+        for v in row:
+            if isinstance(v, (float, np.floating)):
+                cells.append("-" if not np.isfinite(v) else f"{v:.{digits}f}")
+            else:
+                cells.append(str(v))
+        lines.append("| " + " | ".join([str(idx), *cells]) + " |")
+    return "\n".join(lines)
+
+
+_MD_COLUMNS = [
+    "f1",
+    "precision",
+    "recall",
+    "auroc",
+    "ap",
+    "threshold",
+    "onset_delay_median",
+    "bouts_labelled",
+    "bouts_predicted",
+    "bout_count_error",
+]
+
+
+def evaluate_run(
+    project: Any,
+    sequence_run: str | os.PathLike | None = None,
+    *,
+    compare_run: str | os.PathLike | None = None,
+    part: str = "test",
+    repick: bool = False,
+    out_dir: str | os.PathLike | None = None,
+    ethogram_video: str | None = None,
+    device: str = "cpu",
+    plots: bool = True,
+) -> EvaluationReport:
+    """Pick thresholds on validation (if needed), score held-out videos, write the report and plots.
+
+    Args:
+        project: an open project.
+        sequence_run: the run to evaluate (default: the latest finished causal sequence run).
+        compare_run: a second sequence run, typically the centred (``sequence.causal=false``) one.
+        part: ``test`` (default), ``val`` or ``train``.
+        repick: pick thresholds again even if the run has them.
+        out_dir: report folder (default ``<run>/evaluation``).
+        ethogram_video: the video drawn in the ethogram (default: the first scored).
+        device: torch device.
+        plots: write the PNG plots.
+    """
+    from deg_train.plots import plot_ethogram, plot_f1_bars, plot_training_curves
+
+    seq = load_sequence(resolve_sequence_run(project, sequence_run), device=device)
+    pick_run_thresholds(project, seq, force=repick, device=device)
+    part, names = _held_out(project, part)
+    scores = run_scores(project, seq, names, device=device)
+    reports = score_run(scores, seq, meta={"part": part})
+
+    # The feature extractor alone (stage 2), thresholds picked on validation the same way.
+    split = _split(project)
+    val_names = _labelled(project, split.val) or _labelled(project, split.train)
+    val_scores = run_scores(project, seq, val_names, device=device)
+    if all(s.feature_probabilities is not None for s in scores + val_scores):
+        f_thr = threshold_search([s.feature_probabilities for s in val_scores], [s.labels for s in val_scores])
+        reports["features_only"] = compute_metrics(
+            [s.labels for s in scores],
+            [s.feature_probabilities for s in scores],
+            thresholds=f_thr.thresholds,
+            behaviours=seq.behaviours,
+            meta={"part": part, "model": "stage-2 feature extractor alone"},
+        )
+
+    comparison = None
+    centred = None
+    if compare_run is not None:
+        centred = load_sequence(resolve_sequence_run(project, compare_run), device=device)
+        pick_run_thresholds(project, centred, force=repick, device=device)
+        c_scores = run_scores(project, centred, names, device=device)
+        c_reports = score_run(c_scores, centred, meta={"part": part})
+        reports["centred"] = c_reports["thresholds_only"]
+        comparison = compare_causal_centred(reports["thresholds_only"], c_reports["thresholds_only"])
+
+    out = Path(out_dir) if out_dir is not None else Path(seq.run_dir) / "evaluation"
+    out.mkdir(parents=True, exist_ok=True)
+    files: list[Path] = []
+    for variant, report in reports.items():
+        path = out / f"metrics_{variant}.csv"
+        atomic_write_text(path, report.to_frame().to_csv())
+        files.append(path)
+    if comparison is not None:
+        files.append(atomic_write_text(out / "comparison.csv", comparison.to_csv()))
+
+    # Text: the causal table in full, then a summary of every variant's macro figures.
+    summary = pd.DataFrame(
+        {
+            v: {
+                "macro_f1": r.macro.get("f1"),
+                "precision": r.macro.get("precision"),
+                "recall": r.macro.get("recall"),
+                "auroc": r.macro.get("auroc"),
+                "ap": r.macro.get("ap"),
+                "onset_delay_median": r.macro.get("onset_delay_median"),
+                "bout_count_error": r.macro.get("bout_count_error"),
+            }
+            for v, r in reports.items()
+        }
+    ).T
+    summary.index.name = "variant"
+    header = (
+        f"{seq.run_dir.name if seq.run_dir else 'model'} on {part} videos {names} "
+        f"({sum(s.labels.shape[0] for s in scores)} frames)"
+    )
+    text = [
+        header,
+        "",
+        "Causal postprocessing (what deg-live decides):",
+        reports["causal"].format_table(),
+        "",
+        "Macro averages per variant (background excluded):",
+        summary.to_string(float_format=lambda v: f"{v:.3f}", na_rep="-"),
+    ]
+    md = [
+        f"# Evaluation: {header}",
+        "",
+        "## Causal postprocessing (live-equivalent)",
+        "",
+        _markdown(reports["causal"].to_frame()[[c for c in _MD_COLUMNS if c in reports["causal"].values]]),
+        "",
+        "## Macro averages per variant",
+        "",
+        _markdown(summary),
+        "",
+    ]
+    if comparison is not None:
+        cost = comparison.loc["macro"]
+        sentence = (
+            f"Causality costs {cost['f1_cost']:.3f} macro F1 (centred {cost['f1_centred']:.3f} vs causal "
+            f"{cost['f1_causal']:.3f}) and adds {cost['onset_delay_added']:.1f} frames of median onset "
+            "delay (same features, thresholds picked on validation for each, plain thresholding)."
+        )
+        text += [
+            "",
+            "Causal vs centred (DeepEthogram-like) sequence model:",
+            comparison.to_string(float_format=lambda v: f"{v:.3f}", na_rep="-"),
+            sentence,
+        ]
+        md += ["## Causal vs centred sequence model", "", _markdown(comparison), "", sentence, ""]
+
+    if plots:
+        extra = seq.meta.get("extra") or {}
+        runs = []
+        feature_run = extra.get("feature_run")
+        if feature_run:
+            try:
+                from deg_train.checkpoints import load_checkpoint
+
+                flow_run = (load_checkpoint(feature_run).get("extra") or {}).get("flow_run")
+                if flow_run:
+                    runs.append(Path(flow_run))
+            except UserFacingError:
+                pass
+            runs.append(Path(feature_run))
+        runs.append(Path(seq.run_dir))
+        if centred is not None and centred.run_dir is not None:
+            runs.append(centred.run_dir)
+        files.append(plot_training_curves(runs, out / "training_curves.png"))
+        bars = pd.DataFrame(
+            {
+                v: reports[v].to_frame()["f1"]
+                for v in reports
+                if v in ("causal", "offline_cleanup", "features_only", "centred")
+            }
+        )
+        files.append(plot_f1_bars(bars, out / "f1_per_behaviour.png", title=f"F1 per behaviour ({part} videos)"))
+        video = ethogram_video or names[0]
+        chosen = next((s for s in scores if s.name == video), scores[0])
+        decisions = CausalPostprocessor(seq.thresholds, seq.postprocess).run(chosen.probabilities)[0]
+        fps = None
+        try:
+            from camera_adapters.video import VideoReader
+
+            with VideoReader(project.video(chosen.name).video_path) as reader:
+                fps = reader.fps or None
+        except UserFacingError:
+            pass
+        files.append(
+            plot_ethogram(
+                chosen.labels,
+                decisions,
+                seq.behaviours,
+                out / f"ethogram_{chosen.name}.png",
+                probabilities=chosen.probabilities,
+                fps=fps,
+                title=f"{chosen.name}: labels vs causal decisions (orange: probability)",
+            )
+        )
+        md += ["## Plots", "", *[f"![{p.stem}]({p.name})" for p in files if p.suffix == ".png"], ""]
+
+    data = {
+        "schema_version": REPORT_SCHEMA_VERSION,
+        "run": str(seq.run_dir),
+        "part": part,
+        "videos": names,
+        "thresholds": [float(t) for t in seq.thresholds],
+        "reports": {v: r.to_dict() for v, r in reports.items()},
+        "comparison": None if comparison is None else json.loads(comparison.to_json(orient="index")),
+    }
+    files.append(atomic_write_text(out / "report.json", json.dumps(data, indent=2, default=str) + "\n"))
+    files.append(atomic_write_text(out / "report.md", "\n".join(md) + "\n"))
+    return EvaluationReport("\n".join(text), out, reports, comparison, files)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# infer over many videos
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def infer_videos(
+    *,
+    project: str | os.PathLike | Any | None = None,
+    videos: Sequence[str] | None = None,
+    feature_run: str | os.PathLike | None = None,
+    sequence_run: str | os.PathLike | None = None,
+    shard: str | tuple[int, int] | None = None,
+    out_dir: str | os.PathLike | None = None,
+    postprocess_mode: str = "causal",
+    write_h5: bool = True,
+    batch_size: int = 32,
+    device: str = "cpu",
+    progress: bool = True,
+    precision: str = "fp32",
+) -> list[tuple[Path, Path]]:
+    """``deg-train infer``: predictions for many videos (project videos or any files), optionally one shard.
+
+    For each video: features (reused from its outputs file when they are there and from the same feature run,
+    else encoded), the sequence model, thresholds and postprocessing; writes ``<video>_outputs.h5`` (feature and
+    sequence groups) and ``<video>_predictions.csv``.
+
+    Returns:
+        ``(video, predictions csv)`` pairs.
+
+    Raises:
+        EvaluationError: no videos, or runs not given and no project to find them in.
+    """
+    from deg_train.checkpoints import resolve_run
+    from deg_train.extract import encode_video, load_encoder, select_shard, write_encoded
+    from deg_train.infer import check_compatible
+
+    proj = None
+    if project is not None:
+        if hasattr(project, "videos"):
+            proj = project
+        else:
+            from deg_train.project import Project
+
+            proj = Project.open(project)
+    if proj is None and (sequence_run is None):
+        raise EvaluationError("give --sequence-run (and --feature-run) or --project to find the latest runs in")
+    seq_dir = resolve_sequence_run(proj, sequence_run) if proj is not None else Path(sequence_run)
+    seq = load_sequence(seq_dir, device=device)
+    if feature_run is None:
+        feature_run = (seq.meta.get("extra") or {}).get("feature_run")
+    if feature_run is None:
+        if proj is None:
+            raise EvaluationError("give --feature-run: the sequence run does not say which feature run it used")
+        feature_run = resolve_run(proj, "feature", None)
+    elif proj is not None:
+        feature_run = resolve_run(proj, "feature", feature_run)
+    enc = load_encoder(feature_run, device=device)
+    check_compatible(enc, seq)
+    fingerprint = enc.fingerprint() + ("" if precision == "fp32" else f":{precision}")
+
+    # The video list: project names or paths.
+    items: list[tuple[str, Path, Path]] = []  # (name, video path, outputs path)
+    if videos is None:
+        if proj is None:
+            raise EvaluationError("no videos given; pass video files or --project")
+        items = [(r.name, r.video_path, r.outputs_path) for r in proj.videos]
+    else:
+        records = {r.name: r for r in proj.videos} if proj is not None else {}
+        for v in videos:
+            if v in records:
+                r = records[v]
+                items.append((r.name, r.video_path, r.outputs_path))
+            else:
+                path = Path(v)
+                if not path.is_file():
+                    known = f"; project videos: {sorted(records)}" if records else ""
+                    raise EvaluationError(f"{v}: neither a video file nor a project video{known}")
+                items.append((path.stem, path, outputs_path_for(path)))
+    if not items:
+        raise EvaluationError("no videos to run on")
+    if shard is not None:
+        items = select_shard(items, shard, key=lambda item: item[0])
+        log.info("shard %s: %d videos", shard, len(items))
+
+    written = []
+    for name, video, outputs in tqdm(items, desc="infer", unit="video", disable=not progress):
+        if out_dir is not None:
+            outputs = Path(out_dir) / outputs.name
+        group = read_outputs(outputs, enc.latent_name) if enc.latent_name in list_groups(outputs) else None
+        if group is not None and group.attrs.get("encoder") == fingerprint and group.spatial_features is not None:
+            features = group.features
+        else:
+            encoded = encode_video(
+                video,
+                enc,
+                batch_size=batch_size,
+                device=device,
+                progress=name if progress else False,
+                precision=precision,
+            )
+            features = encoded.features
+            if write_h5:
+                write_encoded(outputs, encoded, enc, fingerprint)
+        logits = run_sequence(seq.model, features, device=device)
+        probs = sigmoid(logits)
+        decisions = final_decisions(probs, seq.thresholds, seq.postprocess, postprocess_mode)
+        if write_h5:
+            write_outputs(
+                outputs,
+                seq.output_name,
+                logits=logits,
+                probabilities=probs,
+                thresholds=seq.thresholds,
+                behaviours=seq.behaviours,
+                attrs={
+                    "stage": "sequence",
+                    "run": str(seq.run_dir),
+                    "latent_name_in": enc.latent_name,
+                    "causal": seq.causal,
+                    "postprocess": seq.postprocess.to_dict(),
+                },
+            )
+        csv = predictions_path_for(video, out_dir)
+        write_predictions_csv(csv, decisions, seq.behaviours)
+        written.append((Path(video), csv))
+    return written

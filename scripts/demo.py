@@ -1,0 +1,583 @@
+#!/usr/bin/env python
+"""The built-in demo behind ``make demo``: train on the rat sessions, then classify a held-out one live.
+
+On a fresh clone, with nothing else provided, it
+
+1. creates a project in ``demo_out/project`` from the labelled rat sessions committed in
+   ``tests/data/rat_behavior``, split by recording session (``deg-train init / add / split``);
+2. trains all three stages on the CPU (``deg-train train-all``, preset ``demo_cpu``; progress shown) and exports
+   the model bundle to ``demo_out/bundle`` (``deg-train export``) — skipped when a valid bundle is already there;
+3. replays a held-out session in real time through the ``video`` camera adapter (``deg-camera video``),
+   classifies it live (``deg-live run``, recording everything to ``demo_out/live/``), and prints each behaviour
+   onset/offset as it happens with its latency (it subscribes to the events itself);
+4. prints the session's F1 against the labels and the latency summary, and writes an ethogram PNG (labels vs live
+   decisions) to ``demo_out/ethogram.png``. With a display it also opens the live viewer (``deg-live view``) and
+   afterwards the review of the recording; headless it says where the PNG is.
+
+Every process it starts runs in its own process group and is stopped at the end, also on Ctrl-C or SIGTERM.
+
+Usage::
+
+    python scripts/demo.py                 # the full demo (training takes a while on a laptop CPU)
+    python scripts/demo.py --quick         # tiny models, a few sessions, 6 s of replay: checks that it all works
+    python scripts/demo.py --retrain       # train again even if demo_out/bundle exists
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from camera_adapters.errors import UserFacingError
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "tests" / "data" / "rat_behavior"
+SESSION_GROUPS = "^cage[0-9]+_([0-9_]+)$"  # cage1_<time> and cage2_<time> were filmed together: one session
+CLI = {
+    "deg-train": [sys.executable, "-m", "deg_train.cli"],
+    "deg-live": [sys.executable, "-m", "deg_live.cli"],
+    "deg-camera": [sys.executable, "-m", "camera_adapters.cli"],
+}
+STATE_FILE = "demo.json"
+
+
+class DemoError(Exception):
+    """A step of the demo failed; the message says which and where its log is."""
+
+
+def say(text: str = "") -> None:
+    """Print a demo line (flushed: the demo interleaves with child processes)."""
+    print(text, flush=True)
+
+
+# -------------------------------------------------------------------------------------------------------------
+# Child processes
+# -------------------------------------------------------------------------------------------------------------
+
+
+class Processes:
+    """Every child process of the demo, each in its own process group, all stopped by :meth:`stop_all`.
+
+    Children get their own process group (``start_new_session``) so that Ctrl-C reaches only the demo, which
+    then stops them in order with SIGINT (their clean shutdown: a recording is finalised), SIGTERM, then SIGKILL.
+    """
+
+    def __init__(self) -> None:
+        self.running: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name: str, cmd: Sequence[str], *, log: Path | None = None, env=None) -> subprocess.Popen:
+        """Start ``cmd``; its output goes to ``log`` (appended) or, without one, to this terminal."""
+        out = None
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            out = open(log, "ab")  # noqa: SIM115 - closed in stop()
+        proc = subprocess.Popen(
+            list(cmd), stdout=out, stderr=subprocess.STDOUT if out else None, start_new_session=True, env=env
+        )
+        proc._demo_log = out  # type: ignore[attr-defined]
+        self.running.append((name, proc))
+        return proc
+
+    def run(self, name: str, cmd: Sequence[str], *, log: Path | None = None) -> None:
+        """Run ``cmd`` to completion (output to the terminal unless ``log``); raise DemoError if it fails."""
+        proc = self.start(name, cmd, log=log)
+        try:
+            code = proc.wait()
+        finally:
+            self.stop(proc)
+        if code != 0:
+            where = f"; see {log}" if log else ""
+            raise DemoError(f"{name} failed (exit status {code}){where}: {' '.join(map(str, cmd))}")
+
+    def stop(self, proc: subprocess.Popen, grace_s: float = 15.0) -> int | None:
+        """Stop one child: SIGINT, then SIGTERM after ``grace_s``, then SIGKILL; returns its exit status."""
+        for sig, wait_s in ((signal.SIGINT, grace_s), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+            if proc.poll() is not None:
+                break
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(wait_s)
+            except subprocess.TimeoutExpired:
+                continue
+        log = getattr(proc, "_demo_log", None)
+        if log is not None:
+            log.close()
+        self.running = [(n, p) for n, p in self.running if p is not proc]
+        return proc.poll()
+
+    def stop_all(self) -> None:
+        """Stop every child still running, newest first (idempotent)."""
+        for _name, proc in reversed(list(self.running)):
+            try:
+                self.stop(proc)
+            except KeyboardInterrupt:  # impatient user: no more grace
+                self.stop(proc, grace_s=0.5)
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_line(log: Path, needle: str, proc: subprocess.Popen, timeout_s: float) -> bool:
+    """Wait until ``needle`` appears in ``log`` (True), the process ends or the time is up (False)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if log.exists() and needle in log.read_text(errors="replace"):
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.1)
+    return False
+
+
+# -------------------------------------------------------------------------------------------------------------
+# Training
+# -------------------------------------------------------------------------------------------------------------
+
+
+def sessions(limit: int | None = None) -> list[str]:
+    """The committed rat sessions (``cage*`` first, then ``unsessioned_*``), at most ``limit``."""
+    names = sorted(p.name for p in DATA.iterdir() if (p / f"{p.name}.mp4").exists())
+    if limit:
+        # Keep whole recording sessions (cage1_X with cage2_X) so the split by session still has enough groups.
+        names = names[:limit]
+    return names
+
+
+def read_state(out: Path) -> dict:
+    """``demo_out/demo.json``: which bundle was trained on which split (empty if none)."""
+    path = out / STATE_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def bundle_ok(bundle: Path) -> str | None:
+    """None if ``bundle`` is a valid bundle, else why not."""
+    from deg_live.bundle import BundleError, read_bundle
+
+    if not (bundle / "manifest.json").exists():
+        return "no bundle yet"
+    try:
+        read_bundle(bundle)
+    except BundleError as err:
+        return f"the bundle there is not usable ({err})"
+    return None
+
+
+def choose_held_out(project: Path) -> tuple[str, list[str]]:
+    """The held-out (test) video to replay: the test video with the most labelled behaviours."""
+    from deg_train.labels import read_labels
+    from deg_train.splits import Split
+
+    split = Split.load(project / "DATA" / "split.yaml")
+    test = list(split.test) or list(split.val)
+    if not test:
+        raise DemoError(f"{project}: the split has no test or validation video to replay")
+
+    def richness(name: str) -> tuple[int, int]:
+        table = read_labels(DATA / name / f"{name}_labels.csv")
+        present = (table.values == 1).any(axis=0)
+        return int(present[1:].sum()), len(table)
+
+    return max(test, key=richness), test
+
+
+def train(args: argparse.Namespace, procs: Processes, out: Path) -> dict:
+    """Create the project, train all three stages, export the bundle; returns the demo state."""
+    project = out / "project"
+    logs = out / "logs"
+    dt = CLI["deg-train"]
+    if not (project / "project_config.yaml").exists():
+        if project.exists():
+            shutil.rmtree(project)
+        names = sessions(args.sessions)
+        say(f"== creating the project {project.relative_to(REPO) if project.is_relative_to(REPO) else project} "
+            f"from {len(names)} labelled rat sessions")
+        procs.run("deg-train init", [*dt, "init", str(project), "--name", "rat_demo"], log=logs / "project.log")
+        videos = [str(DATA / n / f"{n}.mp4") for n in names]
+        labels = [str(DATA / n / f"{n}_labels.csv") for n in names]
+        procs.run(
+            "deg-train add", [*dt, "add", "--project", str(project), *videos, "--labels", *labels],
+            log=logs / "project.log",
+        )
+    if not (project / "DATA" / "split.yaml").exists():
+        procs.run(
+            "deg-train split",
+            [*dt, "split", "--project", str(project), "--make", "--fractions", "0.6", "0.2", "0.2", "--seed", "0",
+             "--group-by", SESSION_GROUPS],
+            log=logs / "project.log",
+        )
+    held_out, test = choose_held_out(project)
+    say(f"== training all three stages on the CPU (preset {args.preset}); held-out sessions: {', '.join(test)}")
+    started = time.monotonic()
+    procs.run("deg-train train-all", [*dt, "train-all", "--project", str(project), "--preset", args.preset,
+                                      *args.override])
+    minutes = (time.monotonic() - started) / 60
+    say(f"== training took {minutes:.1f} min; exporting the bundle")
+    bundle = out / "bundle"
+    procs.run("deg-train export", [*dt, "export", str(project), "--out", str(bundle), "--overwrite"],
+              log=logs / "export.log")
+    state = {"bundle": str(bundle), "project": str(project), "held_out": held_out, "test": test,
+             "preset": args.preset, "training_minutes": round(minutes, 2)}
+    (out / STATE_FILE).write_text(json.dumps(state, indent=2))
+    return state
+
+
+# -------------------------------------------------------------------------------------------------------------
+# Live replay
+# -------------------------------------------------------------------------------------------------------------
+
+
+def has_display() -> bool:
+    """True where a window can be shown."""
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or sys.platform in ("darwin", "win32")
+
+
+def viewer_env() -> dict:
+    """The environment for a visible viewer (the Makefile exports QT_QPA_PLATFORM=offscreen for the tests)."""
+    env = dict(os.environ)
+    if env.get("QT_QPA_PLATFORM") == "offscreen":
+        del env["QT_QPA_PLATFORM"]
+    return env
+
+
+class EventPrinter:
+    """Subscribes to the pipeline's events and state; prints each event as it happens with its latency."""
+
+    def __init__(self, endpoint: str, behaviours: Sequence[str]):
+        from deg_live.events import EventSubscriber
+
+        self.sub = EventSubscriber(endpoint, ("events/", "state/"))
+        self.events: list = []
+        self.state_latency_ms: list[float] = []
+        self.last_state = None
+        self.receive_ms: list[float] = []
+        self.width = max(len(b) for b in behaviours) if behaviours else 10
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="demo-events", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from deg_live.events import EventMessage, MessageError
+
+        while not self._stop.is_set():
+            try:
+                msg = self.sub.recv(timeout=0.2)
+            except MessageError as err:
+                say(f"   (malformed message: {err})")
+                continue
+            if msg is None:
+                continue
+            received = time.time_ns()
+            if isinstance(msg, EventMessage):
+                self.events.append(msg)
+                self.receive_ms.append((received - msg.capture_time_ns) / 1e6)
+                if msg.behaviour == "background":
+                    continue
+                arrow = "▶ onset " if msg.kind == "onset" else "■ offset"
+                say(
+                    f"   frame {msg.frame_index:5d}  {arrow}  {msg.behaviour:<{self.width}}  "
+                    f"p={msg.probability if msg.probability is not None else float('nan'):.2f}  "
+                    f"latency {msg.latency_ms:6.1f} ms (received after {self.receive_ms[-1]:6.1f} ms)"
+                )
+            else:
+                self.last_state = msg
+                self.state_latency_ms.append(msg.latency_ms)
+
+    def close(self) -> None:
+        """Stop listening (idempotent)."""
+        self._stop.set()
+        self._thread.join(2.0)
+        self.sub.close()
+
+
+def replay(args: argparse.Namespace, procs: Processes, out: Path, bundle_dir: Path, held_out: str) -> dict:
+    """Replay the held-out session through deg-camera and deg-live run; returns what was measured."""
+    from deg_live.bundle import read_bundle
+
+    bundle = read_bundle(bundle_dir)
+    logs = out / "logs"
+    record = out / "live"
+    session = f"replay_{held_out}"
+    if (record / session).exists():
+        shutil.rmtree(record / session)
+    for log in ("live.log", "camera.log", "viewer.log"):
+        (logs / log).unlink(missing_ok=True)
+    frames, lossless, events = (f"tcp://127.0.0.1:{free_port()}" for _ in range(3))
+    video = DATA / held_out / f"{held_out}.mp4"
+
+    say(f"== live: deg-live run on {bundle_dir} (backend {args.backend}), recording to {record / session}")
+    live = procs.start(
+        "deg-live run",
+        [*CLI["deg-live"], "run", "--bundle", str(bundle_dir), "--frames", frames, "--lossless", lossless,
+         "--record", str(record), "--session", session, "--events", events, "--backend", args.backend,
+         "--exit-at-end", "--telemetry", str(logs)],
+        log=logs / "live.log",
+    )
+    if not wait_for_line(logs / "live.log", "warm-up", live, timeout_s=120):
+        raise DemoError(f"deg-live run did not start; see {logs / 'live.log'}")
+    printer = EventPrinter(events, bundle.behaviours)
+    viewer = None
+    if has_display() and not args.no_viewer:
+        viewer = procs.start(
+            "deg-live view",
+            [*CLI["deg-live"], "view", "--state", events, "--frames", frames, "--bundle", str(bundle_dir)],
+            log=logs / "viewer.log",
+            env=viewer_env(),
+        )
+        say("== the live viewer is opening in its own window")
+    time.sleep(1.0)  # subscriptions settle (ZeroMQ's slow joiner)
+
+    camera_cmd = [*CLI["deg-camera"], "video", f"path={video}", "--bind", frames, "--lossless", lossless, "--quiet"]
+    if args.rate is not None:
+        camera_cmd.append(f"rate={args.rate}")
+    if args.max_frames:
+        camera_cmd.append(f"max_frames={args.max_frames}")
+    from camera_adapters.video import probe
+
+    info = probe(video, exact=False)
+    n = min(info.n_frames, args.max_frames or info.n_frames)
+    say(f"== replaying held-out session {held_out} ({n} frames, {n / (args.rate or info.fps):.0f} s at "
+        f"{args.rate or info.fps:g} fps) through deg-camera video; events as they happen:")
+    camera = procs.start("deg-camera video", camera_cmd, log=logs / "camera.log")
+    started = time.monotonic()
+    try:
+        camera.wait(timeout=n / (args.rate or info.fps) * 3 + 60)
+    except subprocess.TimeoutExpired:
+        say("   the camera adapter did not finish in time; stopping it")
+    procs.stop(camera)
+    try:
+        live.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        say("   deg-live run did not stop at the end of the stream; stopping it")
+    code = procs.stop(live)
+    time.sleep(0.3)
+    printer.close()
+    if viewer is not None:
+        procs.stop(viewer)
+    if code not in (0, None):
+        raise DemoError(f"deg-live run failed (exit status {code}); see {logs / 'live.log'}")
+    return {
+        "bundle": bundle,
+        "session_dir": record / session,
+        "video": video,
+        "fps": info.fps,
+        "events": printer.events,
+        "state_latency_ms": printer.state_latency_ms,
+        "receive_ms": printer.receive_ms,
+        "last_state": printer.last_state,
+        "seconds": time.monotonic() - started,
+    }
+
+
+# -------------------------------------------------------------------------------------------------------------
+# Report
+# -------------------------------------------------------------------------------------------------------------
+
+
+def live_decisions(session_dir: Path, n_frames: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The recording's per-frame results on the replayed video's frames.
+
+    Returns:
+        probabilities ``(n_frames, K)`` (NaN where not processed), decisions ``(n_frames, K)`` (held from the
+        last processed frame), processed ``(n_frames,)`` bool.
+    """
+    import csv
+
+    import h5py
+
+    name = session_dir.name
+    with h5py.File(session_dir / f"{name}_outputs.h5", "r") as f:
+        g = f["deg_live"]
+        probs = np.asarray(g["P"][()], dtype=np.float32)
+        dec = np.asarray(g["decisions"][()], dtype=bool)
+        frame_index = np.asarray(g["frame_index"][()], dtype=np.int64)
+    source = {}
+    frames_csv = session_dir / f"{name}_frames.csv"
+    if frames_csv.exists():
+        with open(frames_csv, newline="") as fh:
+            for row in csv.DictReader(fh):
+                if row.get("source_frame") not in (None, ""):
+                    source[int(row["frame_index"])] = int(row["source_frame"])
+    rows = np.asarray([source.get(int(i), int(i)) for i in frame_index], dtype=np.int64)
+    p = np.full((n_frames, k), np.nan, dtype=np.float32)
+    d = np.zeros((n_frames, k), dtype=bool)
+    processed = np.zeros(n_frames, dtype=bool)
+    ok = (rows >= 0) & (rows < n_frames)
+    p[rows[ok]] = probs[ok]
+    d[rows[ok]] = dec[ok]
+    processed[rows[ok]] = True
+    held = np.where(processed, np.arange(n_frames), -1)
+    np.maximum.accumulate(held, out=held)
+    d = np.where((held >= 0)[:, None], d[np.maximum(held, 0)], False)
+    return p, d, processed
+
+
+def report(result: dict, out: Path, held_out: str) -> dict:
+    """Print F1 against the labels and the latency summary; write the ethogram PNG; returns the numbers."""
+    from deg_train.labels import read_labels
+    from deg_train.metrics import compute_metrics
+    from deg_train.plots import plot_ethogram
+
+    bundle = result["bundle"]
+    behaviours = bundle.behaviours
+    labels = read_labels(DATA / held_out / f"{held_out}_labels.csv", behaviours=behaviours, fill_missing=-1).values
+    n = len(labels)
+    session_dir: Path = result["session_dir"]
+    probs, decisions, processed = live_decisions(session_dir, n, len(behaviours))
+    if not processed.any():
+        raise DemoError(f"nothing was processed; see {out / 'logs' / 'live.log'}")
+    last = int(np.flatnonzero(processed).max()) + 1  # a --max-frames replay stops early
+    metrics = compute_metrics(
+        labels[processed], probs[processed], decisions=decisions[processed], thresholds=bundle.thresholds,
+        behaviours=behaviours,
+    )
+    say()
+    say(f"== F1 of the live decisions against the labels of {held_out} "
+        f"({int(processed.sum())} processed frames of {last} replayed)")
+    say(metrics.format_table(["f1", "precision", "recall"]) if _has_columns(metrics) else metrics.format_table())
+    say(f"   macro F1 (behaviours other than background): {metrics.macro_f1:.3f}")
+
+    lat = np.asarray(result["state_latency_ms"], dtype=float)
+    ev = [e for e in result["events"]]
+    st = result["last_state"]
+    say()
+    say("== latency (camera capture -> decision published), measured by the demo on the state stream")
+    if len(lat):
+        say(f"   {len(lat)} frames: median {np.median(lat):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms, "
+            f"max {lat.max():.1f} ms")
+    if ev:
+        ev_lat = np.asarray([e.latency_ms for e in ev])
+        say(f"   {len(ev)} events: median {np.median(ev_lat):.1f} ms, p99 {np.percentile(ev_lat, 99):.1f} ms; "
+            f"received by this process after median {np.median(result['receive_ms']):.1f} ms")
+    if st is not None:
+        say(f"   frames skipped by inference: {st.skipped}, lost on the way: {st.lost}")
+    telemetry = session_dir / f"{session_dir.name}_telemetry.json"
+    if telemetry.exists():
+        say(f"   per-stage timings: {telemetry}")
+
+    png = out / "ethogram.png"
+    plot_ethogram(
+        labels[:last], decisions[:last], behaviours, png, probabilities=probs[:last], fps=result["fps"],
+        title=f"{held_out}: labels vs live decisions (deg-live run, {bundle.manifest.preset})",
+    )
+    say()
+    say(f"== ethogram (labels vs live decisions): {png}")
+    numbers = {
+        "held_out": held_out,
+        "processed_frames": int(processed.sum()),
+        "macro_f1": float(metrics.macro_f1),
+        "f1": {b: float(v) for b, v in zip(behaviours, metrics.values["f1"], strict=True)},
+        "latency_ms_p50": float(np.median(lat)) if len(lat) else None,
+        "latency_ms_p99": float(np.percentile(lat, 99)) if len(lat) else None,
+        "events": len(ev),
+        "skipped": int(st.skipped) if st is not None else None,
+        "lost": int(st.lost) if st is not None else None,
+        "ethogram": str(png),
+        "recording": str(session_dir),
+    }
+    (out / "demo_result.json").write_text(json.dumps(numbers, indent=2))
+    return numbers
+
+
+def _has_columns(metrics) -> bool:
+    return all(c in metrics.values for c in ("f1", "precision", "recall"))
+
+
+# -------------------------------------------------------------------------------------------------------------
+# Main
+# -------------------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=str(REPO / "demo_out"), help="output folder (default demo_out/)")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny models on 5 sessions and 150 replayed frames (a check that everything works, "
+                   "~1-2 min); output in <out>/quick unless --out is given")
+    p.add_argument("--preset", default=None, help="training preset (default demo_cpu; tiny with --quick)")
+    p.add_argument("--sessions", type=int, default=None, help="use only the first N rat sessions for training")
+    p.add_argument("--retrain", action="store_true", help="train again even if a valid bundle exists")
+    p.add_argument("--backend", default="auto", help="deg-live engine: auto (default), onnxruntime, torch, ...")
+    p.add_argument("--rate", type=float, default=None, help="replay rate in fps (default: the video's, real time)")
+    p.add_argument("--max-frames", type=int, default=None, help="replay only the first N frames")
+    p.add_argument("--no-viewer", action="store_true", help="do not open the viewer even with a display")
+    p.add_argument("override", nargs="*", metavar="KEY=VALUE", help="training config overrides for train-all")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.preset = args.preset or "tiny"
+        args.sessions = args.sessions or 5
+        args.max_frames = args.max_frames or 150
+        if "--out" not in (argv if argv is not None else sys.argv[1:]):
+            args.out = str(Path(args.out) / "quick")
+    args.preset = args.preset or "demo_cpu"
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the demo; returns the exit status."""
+    args = parse_args(argv)
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    procs = Processes()
+
+    def on_sigterm(signum, _frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        bundle_dir = out / "bundle"
+        state = read_state(out)
+        why = bundle_ok(bundle_dir)
+        if why is None and state.get("held_out") and not args.retrain:
+            say(f"== found a trained bundle in {bundle_dir}; skipping training (--retrain to train again)")
+        else:
+            if why and not args.retrain:
+                say(f"== {why}: training one")
+            state = train(args, procs, out)
+        result = replay(args, procs, out, bundle_dir, state["held_out"])
+        report(result, out, state["held_out"])
+        session_dir = result["session_dir"]
+        if has_display() and not args.no_viewer:
+            say(f"== reviewing the recording in the viewer (close its window or press Ctrl-C to finish): "
+                f"deg-live view --session {session_dir}")
+            viewer = procs.start("deg-live view", [*CLI["deg-live"], "view", "--session", str(session_dir)],
+                                 log=out / "logs" / "viewer.log", env=viewer_env())
+            viewer.wait()
+        else:
+            say(f"   no display here: open {out / 'ethogram.png'}, or on a machine with a display run "
+                f"`deg-live view --session {session_dir}`")
+        return 0
+    except KeyboardInterrupt:
+        say("\n== interrupted: stopping every process the demo started")
+        return 130
+    except (DemoError, UserFacingError) as err:
+        say(f"demo: error: {err}")
+        return 1
+    finally:
+        procs.stop_all()
+        signal.signal(signal.SIGTERM, previous)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
