@@ -69,16 +69,27 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--config", help="YAML file of source settings (options on the command line win)")
         p.add_argument("--bind", default=DEFAULT_BIND, help=f"live endpoint to publish on (default {DEFAULT_BIND})")
         p.add_argument("--lossless", metavar="ENDPOINT", help="also publish every frame on this PUSH endpoint")
-        p.add_argument("--lossless-block", action="store_true",
-                       help="wait for the lossless receiver instead of dropping (source runs at its pace)")
+        p.add_argument(
+            "--lossless-block",
+            action="store_true",
+            help="wait for the lossless receiver instead of dropping (source runs at its pace)",
+        )
         p.add_argument("--lossless-buffer", type=int, default=256, help="frames buffered for the lossless path")
-        p.add_argument("--drain-timeout", type=float, default=5.0,
-                       help="seconds to wait at the end for the lossless receiver to take what is queued")
+        p.add_argument(
+            "--drain-timeout",
+            type=float,
+            default=5.0,
+            help="seconds to wait at the end for the lossless receiver to take what is queued",
+        )
         p.add_argument("--camera-id", default="cam0", help="camera name in topics and headers (default cam0)")
         p.add_argument("--max-frames", type=int, help="stop after this many frames")
         p.add_argument("--duration", type=float, help="stop after this many seconds")
-        p.add_argument("--stall-timeout", type=float, default=10.0,
-                       help="give up when the camera sends nothing for this long (0: never)")
+        p.add_argument(
+            "--stall-timeout",
+            type=float,
+            default=10.0,
+            help="give up when the camera sends nothing for this long (0: never)",
+        )
         p.add_argument("--allow-remote", action="store_true", help="allow binding non-loopback addresses")
         p.add_argument("--quiet", action="store_true", help="no status line")
         p.set_defaults(func=cmd_publish, source=name)
@@ -126,7 +137,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
         if publisher is not None:
             publisher.stop_waiting()
 
-    signal.signal(signal.SIGTERM, on_sigterm)
+    if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread only
+        signal.signal(signal.SIGTERM, on_sigterm)
     tty = sys.stderr.isatty()
 
     def report(info: dict) -> None:

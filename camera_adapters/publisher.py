@@ -156,7 +156,11 @@ class FramePublisher:
         self._live = self._ctx.socket(zmq.PUB)
         self._live.setsockopt(zmq.SNDHWM, live_hwm)
         self._live.setsockopt(zmq.LINGER, 200)
-        self.endpoint = _bind(self._live, endpoint)
+        try:
+            self.endpoint = _bind(self._live, endpoint)
+        except EndpointError:
+            self._ctx.term()
+            raise
         self._live_slot: collections.deque = collections.deque(maxlen=2)
         self._live_cond = threading.Condition()
         self._live_thread = threading.Thread(target=self._live_loop, name=f"pub-live-{camera_id}", daemon=True)
@@ -244,7 +248,9 @@ class FramePublisher:
                 log.error(
                     "LOSSLESS PATH DROPPING FRAMES: the recorder at %s is too slow or not connected; %d frames "
                     "dropped so far (frame %d). Use a faster recorder, a larger lossless buffer, or lossless_block",
-                    self.lossless_endpoint, dropped, item.index,
+                    self.lossless_endpoint,
+                    dropped,
+                    item.index,
                 )
 
     def end(self, reason: str = "end of stream") -> None:
@@ -270,8 +276,9 @@ class FramePublisher:
                 self._live_slot.clear()
             for item in items:
                 if isinstance(item, tuple) and item[0] is _END:
-                    parts = encode_end(self.camera_id, stream_id=self.stream_id, frame_count=self._published,
-                                       reason=item[1])
+                    parts = encode_end(
+                        self.camera_id, stream_id=self.stream_id, frame_count=self._published, reason=item[1]
+                    )
                     self._live.send_multipart(parts)
                     continue
                 parts = encode_frame(item)
@@ -293,8 +300,9 @@ class FramePublisher:
                     return
                 continue
             if isinstance(item, tuple) and item[0] is _END:
-                parts = encode_end(self.camera_id, stream_id=self.stream_id, frame_count=self._published,
-                                   reason=item[1])
+                parts = encode_end(
+                    self.camera_id, stream_id=self.stream_id, frame_count=self._published, reason=item[1]
+                )
             else:
                 parts = encode_frame(item)
             since = time.monotonic()
@@ -314,8 +322,12 @@ class FramePublisher:
                     now = time.monotonic()
                     if now - since > 2.0 and now - warned > 5.0:
                         warned = now
-                        log.warning("lossless path: no receiver has taken a frame for %.0f s (%s); %d frames "
-                                    "waiting", now - since, self.lossless_endpoint, self._lossless_queue.qsize())
+                        log.warning(
+                            "lossless path: no receiver has taken a frame for %.0f s (%s); %d frames waiting",
+                            now - since,
+                            self.lossless_endpoint,
+                            self._lossless_queue.qsize(),
+                        )
 
     # -- status and shutdown ------------------------------------------------------------------------------------
 
@@ -366,8 +378,11 @@ class FramePublisher:
                 with self._lock:
                     self._lossless_dropped += left
             if self._lossless_dropped:
-                log.error("lossless path: %d frames never reached a receiver at %s", self._lossless_dropped,
-                          self.lossless_endpoint)
+                log.error(
+                    "lossless path: %d frames never reached a receiver at %s",
+                    self._lossless_dropped,
+                    self.lossless_endpoint,
+                )
             self._lossless.close(linger=0)
         self._live.close(linger=200)
         self._ctx.term()

@@ -144,8 +144,13 @@ class FrameSubscriber:
 
     def stats(self) -> dict[str, int]:
         """All counters in one dict."""
-        return {"received": self.received, "skipped": self.skipped, "gaps": self.gaps,
-                "rejected": self.rejected, "restarts": self.restarts}
+        return {
+            "received": self.received,
+            "skipped": self.skipped,
+            "gaps": self.gaps,
+            "rejected": self.rejected,
+            "restarts": self.restarts,
+        }
 
     # -- receiver thread ----------------------------------------------------------------------------------------
 

@@ -61,7 +61,7 @@ class WireError(UserFacingError, ValueError):
     """A message on the wire is malformed, truncated or of an unknown schema; the message says which field."""
 
 
-class EndOfStream(Exception):  # noqa: N818 - a signal, not an error
+class EndOfStream(Exception):
     """The stream ended normally (a replayed file ran out, ``--max-frames`` reached, the publisher stopped).
 
     Attributes:
@@ -147,6 +147,7 @@ def encode_frame(frame: Frame, *, publish_time_ns: int | None = None) -> list[An
 
     Args:
         frame: the frame; ``frame.publish_time_ns`` is set to ``publish_time_ns`` or now.
+        publish_time_ns: the publish time to stamp (``time.time_ns()`` when None).
 
     Raises:
         WireError: the pixels do not match the pixel format.

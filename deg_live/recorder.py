@@ -48,6 +48,7 @@ command calls it from its SIGINT/SIGTERM handlers' path, so Ctrl-C and ``kill`` 
 
 from __future__ import annotations
 
+import collections
 import csv
 import dataclasses
 import datetime as _dt
@@ -154,7 +155,12 @@ def _describe_os_error(err: BaseException) -> str:
 
 
 class _VideoWriter:
-    """One fragmented MP4 written frame by frame with PyAV; pts = video frame number at the nominal rate."""
+    """One fragmented MP4 written frame by frame with PyAV; pts = video frame number at the nominal rate.
+
+    ``complete`` counts the frames 0..n-1 whose packets are all in the file (the encoder holds a few frames back,
+    and with B-frames muxes them out of order): the frame table is written only up to there, so that it never
+    lists a frame the file lacks, even after a failure.
+    """
 
     def __init__(self, path: Path, width: int, height: int, fps: float, codec: str):
         encoder, pix_fmt, options = VIDEO_CODECS[codec]
@@ -165,33 +171,44 @@ class _VideoWriter:
         self._container = av.open(str(path), mode="w", format="mp4", options=dict(_MP4_OPTIONS))
         try:
             rate = Fraction(fps).limit_denominator(1001)
+            self._rate = rate
             self._stream = self._container.add_stream(encoder, rate=rate)
             self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, pix_fmt
             self._stream.options = dict(options)
         except Exception:
             self._container.close()
             raise
-        self.frames = 0
+        self.frames = 0  # frames handed to the encoder
+        self.complete = 0  # frames 0..complete-1 are in the file
+        self._muxed: set[int] = set()
+
+    def _mux(self, packets) -> None:
+        for packet in packets:
+            if packet.pts is not None:  # in 1/rate units before muxing: the frame number
+                self._muxed.add(round(float(packet.pts * packet.time_base * self._rate)))
+            self._container.mux(packet)
+        while self.complete in self._muxed:
+            self._muxed.discard(self.complete)
+            self.complete += 1
 
     def write(self, rgb: np.ndarray) -> None:
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
         frame.pts = self.frames
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
         self.frames += 1
+        self._mux(self._stream.encode(frame))
 
     def close(self) -> None:
-        container, self._container = self._container, None
+        container = self._container
         if container is None:
             return
         try:
-            for packet in self._stream.encode():
-                container.mux(packet)
+            self._mux(self._stream.encode())
         finally:
+            self._container = None
             container.close()
 
     def abandon(self) -> None:
-        """Close without flushing the encoder (after a write error): keep what is on disk."""
+        """Close without flushing the encoder (after a write error): keep what is on disk, write little more."""
         container, self._container = self._container, None
         if container is not None:
             try:
@@ -293,6 +310,7 @@ class Recorder:
         self.source_ended: str | None = None
         self._frame_side_done = False
         self._main_side_done = False
+        self._pending: collections.deque[tuple] = collections.deque()  # frame rows not yet complete in the video
 
         # Buffered outputs rows (main thread), flushed to HDF5 once a second.
         self._rows: list[tuple] = []
@@ -447,11 +465,9 @@ class Recorder:
                     )
                 self.frames_dropped += 1
                 return False
-            video_frame = self._video.frames
-            self._video.write(rgb)
-            self._frames_csv.writerow(
+            self._pending.append(
                 (
-                    video_frame,
+                    self._video.frames,
                     frame.index,
                     "" if frame.source_frame is None else frame.source_frame,
                     "" if frame.camera_timestamp_ns is None else frame.camera_timestamp_ns,
@@ -461,13 +477,21 @@ class Recorder:
                     frame.stream_id or "",
                 )
             )
-            self.frames_written += 1
+            self._video.write(rgb)
+            self._write_complete_rows()
             self._flush_frames()
         except OSError as err:
             self._fail(err, self.video_path)
             self._finish_frame_side()
             return False
         return True
+
+    def _write_complete_rows(self) -> None:
+        """Frame-table rows of the frames now completely in the video file."""
+        complete = self._video.complete if self._video is not None else 0
+        while self._pending and self._pending[0][0] < complete:
+            self._frames_csv.writerow(self._pending.popleft())
+            self.frames_written += 1
 
     def _flush_frames(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -488,11 +512,20 @@ class Recorder:
             return
         self._frame_side_done = True
         if self._video is not None:
-            try:
-                self._video.close()
-            except OSError as err:
-                self._fail(err, self.video_path)
-                self._video.abandon()
+            if self.failed is None:
+                try:
+                    self._video.close()  # flushes the encoder: its last frames go in
+                except OSError as err:
+                    self._fail(err, self.video_path)
+            # After a failure: no encoder flush (it would eat the room kept for the other files).
+            self._video.abandon()
+        try:
+            if self._frames_file is not None and self._video is not None:
+                self._write_complete_rows()
+        except OSError as err:
+            self._fail(err, self.frames_path)
+        self.frames_dropped += len(self._pending)
+        self._pending.clear()
         f, self._frames_file = self._frames_file, None
         if f is not None:
             try:

@@ -134,8 +134,10 @@ class FlowTask(Task):
     def _loss(self, model: nn.Module, batch: dict[str, torch.Tensor], device: torch.device, augment: Any):
         frames = prepare_clips(batch["clip"], device, mean=self.mean, std=self.std, augment=augment)
         flows = model(frames)  # finest first, (B, 2(T-1), h_s, w_s)
-        # The loss un-normalises with the same mean/std and compares images in [0, 1].
-        total, parts = self.loss(frames.float(), [f.float() for f in flows])
+        # The loss un-normalises with the same mean/std and compares images in [0, 1], in float32 even under
+        # mixed precision (SSIM's small differences vanish in bfloat16).
+        with torch.autocast(device.type, enabled=False):
+            total, parts = self.loss(frames.float(), [f.float() for f in flows])
         return total, {k: float(v) for k, v in parts.items() if k != "total"}
 
     def train_step(self, model, batch, device):

@@ -17,6 +17,10 @@ dropout), and two runs with the same seed give the same weights on the CPU. On C
 (``grid_sample``'s backward, used by the flow loss; some cuDNN convolutions) have no deterministic version; we
 ask for deterministic algorithms in warn-only mode, so results there match closely but not bit for bit.
 
+Mixed precision (``train.amp``): bfloat16 autocast on GPUs that support it (float16 with a gradient scaler on
+older ones) and on CPUs with native bfloat16 (AVX512-BF16 or AMX: about 2x faster training here); weights,
+optimiser state and losses stay float32.
+
 Multi-GPU / multi-node: launch the same command with ``torchrun --nproc_per_node N ...`` (or a scheduler that
 sets ``RANK``/``WORLD_SIZE``/``MASTER_ADDR``). Each rank trains on its shard of every epoch's batches inside
 ``DistributedDataParallel`` (NCCL on GPUs, gloo on CPUs), validation results are gathered from all ranks, and
@@ -242,15 +246,30 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX), where bf16 autocast pays off."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def _amp_context(device: torch.device, enabled: bool) -> tuple[Callable[[], Any], torch.amp.GradScaler | None]:
-    """Autocast on CUDA: bfloat16 where supported (no scaler needed), else float16 with a gradient scaler."""
+    """Autocast: on CUDA bfloat16 where supported (no scaler needed), else float16 with a gradient scaler; on a CPU
+    with native bfloat16 (AVX512-BF16/AMX), bfloat16; otherwise none. Weights and optimiser stay float32."""
     import contextlib
 
-    if not (enabled and device.type == "cuda"):
+    if not enabled:
         return contextlib.nullcontext, None
-    if torch.cuda.is_bf16_supported():
-        return lambda: torch.autocast("cuda", dtype=torch.bfloat16), None
-    return lambda: torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return lambda: torch.autocast("cuda", dtype=torch.bfloat16), None
+        return lambda: torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
+    if device.type == "cpu" and cpu_supports_bf16():
+        return lambda: torch.autocast("cpu", dtype=torch.bfloat16), None
+    return contextlib.nullcontext, None
 
 
 def _progress_enabled(ctx: DistributedContext) -> bool:

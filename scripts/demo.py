@@ -82,7 +82,7 @@ class Processes:
         out = None
         if log is not None:
             log.parent.mkdir(parents=True, exist_ok=True)
-            out = open(log, "ab")  # noqa: SIM115 - closed in stop()
+            out = open(log, "ab")
         proc = subprocess.Popen(
             list(cmd), stdout=out, stderr=subprocess.STDOUT if out else None, start_new_session=True, env=env
         )
@@ -211,34 +211,59 @@ def train(args: argparse.Namespace, procs: Processes, out: Path) -> dict:
         if project.exists():
             shutil.rmtree(project)
         names = sessions(args.sessions)
-        say(f"== creating the project {project.relative_to(REPO) if project.is_relative_to(REPO) else project} "
-            f"from {len(names)} labelled rat sessions")
+        say(
+            f"== creating the project {project.relative_to(REPO) if project.is_relative_to(REPO) else project} "
+            f"from {len(names)} labelled rat sessions"
+        )
         procs.run("deg-train init", [*dt, "init", str(project), "--name", "rat_demo"], log=logs / "project.log")
         videos = [str(DATA / n / f"{n}.mp4") for n in names]
         labels = [str(DATA / n / f"{n}_labels.csv") for n in names]
         procs.run(
-            "deg-train add", [*dt, "add", "--project", str(project), *videos, "--labels", *labels],
+            "deg-train add",
+            [*dt, "add", "--project", str(project), *videos, "--labels", *labels],
             log=logs / "project.log",
         )
     if not (project / "DATA" / "split.yaml").exists():
         procs.run(
             "deg-train split",
-            [*dt, "split", "--project", str(project), "--make", "--fractions", "0.6", "0.2", "0.2", "--seed", "0",
-             "--group-by", SESSION_GROUPS],
+            [
+                *dt,
+                "split",
+                "--project",
+                str(project),
+                "--make",
+                "--fractions",
+                "0.6",
+                "0.2",
+                "0.2",
+                "--seed",
+                "0",
+                "--group-by",
+                SESSION_GROUPS,
+            ],
             log=logs / "project.log",
         )
     held_out, test = choose_held_out(project)
     say(f"== training all three stages on the CPU (preset {args.preset}); held-out sessions: {', '.join(test)}")
     started = time.monotonic()
-    procs.run("deg-train train-all", [*dt, "train-all", "--project", str(project), "--preset", args.preset,
-                                      *args.override])
+    procs.run(
+        "deg-train train-all",
+        [*dt, "train-all", "--project", str(project), "--preset", args.preset, "--no-compare", *args.override],
+    )
     minutes = (time.monotonic() - started) / 60
     say(f"== training took {minutes:.1f} min; exporting the bundle")
     bundle = out / "bundle"
-    procs.run("deg-train export", [*dt, "export", str(project), "--out", str(bundle), "--overwrite"],
-              log=logs / "export.log")
-    state = {"bundle": str(bundle), "project": str(project), "held_out": held_out, "test": test,
-             "preset": args.preset, "training_minutes": round(minutes, 2)}
+    procs.run(
+        "deg-train export", [*dt, "export", str(project), "--out", str(bundle), "--overwrite"], log=logs / "export.log"
+    )
+    state = {
+        "bundle": str(bundle),
+        "project": str(project),
+        "held_out": held_out,
+        "test": test,
+        "preset": args.preset,
+        "training_minutes": round(minutes, 2),
+    }
     (out / STATE_FILE).write_text(json.dumps(state, indent=2))
     return state
 
@@ -329,43 +354,71 @@ def replay(args: argparse.Namespace, procs: Processes, out: Path, bundle_dir: Pa
     say(f"== live: deg-live run on {bundle_dir} (backend {args.backend}), recording to {record / session}")
     live = procs.start(
         "deg-live run",
-        [*CLI["deg-live"], "run", "--bundle", str(bundle_dir), "--frames", frames, "--lossless", lossless,
-         "--record", str(record), "--session", session, "--events", events, "--backend", args.backend,
-         "--exit-at-end", "--telemetry", str(logs)],
+        [
+            *CLI["deg-live"],
+            "run",
+            "--bundle",
+            str(bundle_dir),
+            "--frames",
+            frames,
+            "--lossless",
+            lossless,
+            "--record",
+            str(record),
+            "--session",
+            session,
+            "--events",
+            events,
+            "--backend",
+            args.backend,
+            "--exit-at-end",
+            "--telemetry",
+            str(logs),
+        ],
         log=logs / "live.log",
     )
     if not wait_for_line(logs / "live.log", "warm-up", live, timeout_s=120):
         raise DemoError(f"deg-live run did not start; see {logs / 'live.log'}")
     printer = EventPrinter(events, bundle.behaviours)
-    viewer = None
-    if has_display() and not args.no_viewer:
-        viewer = procs.start(
-            "deg-live view",
-            [*CLI["deg-live"], "view", "--state", events, "--frames", frames, "--bundle", str(bundle_dir)],
-            log=logs / "viewer.log",
-            env=viewer_env(),
-        )
-        say("== the live viewer is opening in its own window")
-    time.sleep(1.0)  # subscriptions settle (ZeroMQ's slow joiner)
-
-    camera_cmd = [*CLI["deg-camera"], "video", f"path={video}", "--bind", frames, "--lossless", lossless, "--quiet"]
-    if args.rate is not None:
-        camera_cmd.append(f"rate={args.rate}")
-    if args.max_frames:
-        camera_cmd.append(f"max_frames={args.max_frames}")
     from camera_adapters.video import probe
 
     info = probe(video, exact=False)
     n = min(info.n_frames, args.max_frames or info.n_frames)
-    say(f"== replaying held-out session {held_out} ({n} frames, {n / (args.rate or info.fps):.0f} s at "
-        f"{args.rate or info.fps:g} fps) through deg-camera video; events as they happen:")
+    rate = args.rate or info.fps
+    viewer = None
+    view_cmd = [*CLI["deg-live"], "view", "--state", events, "--frames", frames, "--bundle", str(bundle_dir)]
+    if has_display() and not args.no_viewer:
+        viewer = procs.start("deg-live view", view_cmd, log=logs / "viewer.log", env=viewer_env())
+        say("== the live viewer is opening in its own window")
+    elif args.viewer_png:
+        # Headless: the same viewer, offscreen, saves a picture of itself near the end of the replay.
+        shot = ["--refresh", "10", "--screenshot", str(out / "viewer.png"), "--after", f"{1.0 + 0.9 * n / rate:.1f}"]
+        viewer = procs.start(
+            "deg-live view", view_cmd + shot, log=logs / "viewer.log", env=dict(os.environ, QT_QPA_PLATFORM="offscreen")
+        )
+    time.sleep(1.0)  # subscriptions settle (ZeroMQ's slow joiner)
+
+    camera_cmd = [*CLI["deg-camera"], "video", f"path={video}"]  # source settings first, then options
+    if args.rate is not None:
+        camera_cmd.append(f"rate={args.rate}")
+    camera_cmd += ["--bind", frames, "--lossless", lossless, "--quiet"]
+    if args.max_frames:
+        camera_cmd += ["--max-frames", str(args.max_frames)]
+    say(
+        f"== replaying held-out session {held_out} ({n} frames, {n / rate:.0f} s at {rate:g} fps) through "
+        "deg-camera video; events as they happen:"
+    )
     camera = procs.start("deg-camera video", camera_cmd, log=logs / "camera.log")
     started = time.monotonic()
     try:
-        camera.wait(timeout=n / (args.rate or info.fps) * 3 + 60)
+        camera.wait(timeout=n / rate * 3 + 60)
     except subprocess.TimeoutExpired:
         say("   the camera adapter did not finish in time; stopping it")
-    procs.stop(camera)
+    camera_code = procs.stop(camera)
+    if camera_code not in (0, None):
+        procs.stop(live)
+        printer.close()
+        raise DemoError(f"the camera adapter failed (exit status {camera_code}); see {logs / 'camera.log'}")
     try:
         live.wait(timeout=60)
     except subprocess.TimeoutExpired:
@@ -374,6 +427,11 @@ def replay(args: argparse.Namespace, procs: Processes, out: Path, bundle_dir: Pa
     time.sleep(0.3)
     printer.close()
     if viewer is not None:
+        if args.viewer_png and not has_display():
+            try:
+                viewer.wait(timeout=10)  # it exits by itself after its screenshot
+            except subprocess.TimeoutExpired:
+                pass
         procs.stop(viewer)
     if code not in (0, None):
         raise DemoError(f"deg-live run failed (exit status {code}); see {logs / 'live.log'}")
@@ -441,7 +499,11 @@ def report(result: dict, out: Path, held_out: str) -> dict:
 
     bundle = result["bundle"]
     behaviours = bundle.behaviours
-    labels = read_labels(DATA / held_out / f"{held_out}_labels.csv", behaviours=behaviours, fill_missing=-1).values
+    table = read_labels(DATA / held_out / f"{held_out}_labels.csv")
+    labels = np.full((len(table), len(behaviours)), -1, dtype=np.int8)  # the bundle's columns, in its order
+    for k, name in enumerate(behaviours):
+        if name in table.behaviours:
+            labels[:, k] = table.values[:, table.behaviours.index(name)]
     n = len(labels)
     session_dir: Path = result["session_dir"]
     probs, decisions, processed = live_decisions(session_dir, n, len(behaviours))
@@ -449,12 +511,17 @@ def report(result: dict, out: Path, held_out: str) -> dict:
         raise DemoError(f"nothing was processed; see {out / 'logs' / 'live.log'}")
     last = int(np.flatnonzero(processed).max()) + 1  # a --max-frames replay stops early
     metrics = compute_metrics(
-        labels[processed], probs[processed], decisions=decisions[processed], thresholds=bundle.thresholds,
+        labels[processed],
+        probs[processed],
+        decisions=decisions[processed],
+        thresholds=bundle.thresholds,
         behaviours=behaviours,
     )
     say()
-    say(f"== F1 of the live decisions against the labels of {held_out} "
-        f"({int(processed.sum())} processed frames of {last} replayed)")
+    say(
+        f"== F1 of the live decisions against the labels of {held_out} "
+        f"({int(processed.sum())} processed frames of {last} replayed)"
+    )
     say(metrics.format_table(["f1", "precision", "recall"]) if _has_columns(metrics) else metrics.format_table())
     say(f"   macro F1 (behaviours other than background): {metrics.macro_f1:.3f}")
 
@@ -464,12 +531,16 @@ def report(result: dict, out: Path, held_out: str) -> dict:
     say()
     say("== latency (camera capture -> decision published), measured by the demo on the state stream")
     if len(lat):
-        say(f"   {len(lat)} frames: median {np.median(lat):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms, "
-            f"max {lat.max():.1f} ms")
+        say(
+            f"   {len(lat)} frames: median {np.median(lat):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms, "
+            f"max {lat.max():.1f} ms"
+        )
     if ev:
         ev_lat = np.asarray([e.latency_ms for e in ev])
-        say(f"   {len(ev)} events: median {np.median(ev_lat):.1f} ms, p99 {np.percentile(ev_lat, 99):.1f} ms; "
-            f"received by this process after median {np.median(result['receive_ms']):.1f} ms")
+        say(
+            f"   {len(ev)} events: median {np.median(ev_lat):.1f} ms, p99 {np.percentile(ev_lat, 99):.1f} ms; "
+            f"received by this process after median {np.median(result['receive_ms']):.1f} ms"
+        )
     if st is not None:
         say(f"   frames skipped by inference: {st.skipped}, lost on the way: {st.lost}")
     telemetry = session_dir / f"{session_dir.name}_telemetry.json"
@@ -478,7 +549,12 @@ def report(result: dict, out: Path, held_out: str) -> dict:
 
     png = out / "ethogram.png"
     plot_ethogram(
-        labels[:last], decisions[:last], behaviours, png, probabilities=probs[:last], fps=result["fps"],
+        labels[:last],
+        decisions[:last],
+        behaviours,
+        png,
+        probabilities=probs[:last],
+        fps=result["fps"],
         title=f"{held_out}: labels vs live decisions (deg-live run, {bundle.manifest.preset})",
     )
     say()
@@ -512,9 +588,12 @@ def _has_columns(metrics) -> bool:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=str(REPO / "demo_out"), help="output folder (default demo_out/)")
-    p.add_argument("--quick", action="store_true",
-                   help="tiny models on 5 sessions and 150 replayed frames (a check that everything works, "
-                   "~1-2 min); output in <out>/quick unless --out is given")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny models on 5 sessions and 150 replayed frames (a check that everything works, "
+        "~1-2 min); output in <out>/quick unless --out is given",
+    )
     p.add_argument("--preset", default=None, help="training preset (default demo_cpu; tiny with --quick)")
     p.add_argument("--sessions", type=int, default=None, help="use only the first N rat sessions for training")
     p.add_argument("--retrain", action="store_true", help="train again even if a valid bundle exists")
@@ -522,6 +601,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=None, help="replay rate in fps (default: the video's, real time)")
     p.add_argument("--max-frames", type=int, default=None, help="replay only the first N frames")
     p.add_argument("--no-viewer", action="store_true", help="do not open the viewer even with a display")
+    p.add_argument(
+        "--viewer-png", action="store_true", help="headless: run the live viewer offscreen and save <out>/viewer.png"
+    )
     p.add_argument("override", nargs="*", metavar="KEY=VALUE", help="training config overrides for train-all")
     args = p.parse_args(argv)
     if args.quick:
@@ -559,14 +641,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         report(result, out, state["held_out"])
         session_dir = result["session_dir"]
         if has_display() and not args.no_viewer:
-            say(f"== reviewing the recording in the viewer (close its window or press Ctrl-C to finish): "
-                f"deg-live view --session {session_dir}")
-            viewer = procs.start("deg-live view", [*CLI["deg-live"], "view", "--session", str(session_dir)],
-                                 log=out / "logs" / "viewer.log", env=viewer_env())
+            say(
+                f"== reviewing the recording in the viewer (close its window or press Ctrl-C to finish): "
+                f"deg-live view --session {session_dir}"
+            )
+            viewer = procs.start(
+                "deg-live view",
+                [*CLI["deg-live"], "view", "--session", str(session_dir)],
+                log=out / "logs" / "viewer.log",
+                env=viewer_env(),
+            )
             viewer.wait()
         else:
-            say(f"   no display here: open {out / 'ethogram.png'}, or on a machine with a display run "
-                f"`deg-live view --session {session_dir}`")
+            say(
+                f"   no display here: open {out / 'ethogram.png'}, or on a machine with a display run "
+                f"`deg-live view --session {session_dir}`"
+            )
         return 0
     except KeyboardInterrupt:
         say("\n== interrupted: stopping every process the demo started")

@@ -181,7 +181,7 @@ class FrameSource(ABC):
     def __del__(self):
         try:
             self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
+        except Exception:
             pass
 
     # -- for subclasses -----------------------------------------------------------------------------------------

@@ -101,7 +101,7 @@ def _set_node(camera, names: tuple[str, ...], value: Any, what: str) -> None:
     for name in names:
         try:
             node = nodemap.GetNode(name)
-        except Exception:  # noqa: BLE001 - pypylon raises its own exception types for unknown nodes
+        except Exception:
             node = None
         if node is None:
             continue
@@ -111,7 +111,7 @@ def _set_node(camera, names: tuple[str, ...], value: Any, what: str) -> None:
             else:
                 node.SetValue(value)
             return
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             raise SourceError(f"basler source: cannot set {what} ({name}) to {value!r}: {err}") from None
     raise SourceError(f"basler source: this camera has no {what} feature (tried {', '.join(names)})")
 
@@ -140,8 +140,10 @@ class BaslerSource(FrameSource):
         factory = pylon.TlFactory.GetInstance()
         devices = factory.EnumerateDevices()
         if not devices:
-            raise SourceUnavailable("basler source: no Basler camera found (check the cable/network and "
-                                    "pylon Viewer; emulate=true gives an emulated camera)")
+            raise SourceUnavailable(
+                "basler source: no Basler camera found (check the cable/network and "
+                "pylon Viewer; emulate=true gives an emulated camera)"
+            )
         if s.serial is not None:
             matches = [d for d in devices if d.GetSerialNumber() == s.serial]
             if not matches:
@@ -150,8 +152,9 @@ class BaslerSource(FrameSource):
             device = matches[0]
         else:
             if s.device_index >= len(devices):
-                raise SourceUnavailable(f"basler source: device_index={s.device_index} but only "
-                                        f"{len(devices)} camera(s) found")
+                raise SourceUnavailable(
+                    f"basler source: device_index={s.device_index} but only {len(devices)} camera(s) found"
+                )
             device = devices[s.device_index]
         self._emulated = "Emulation" in device.GetModelName() or device.GetDeviceClass() == "BaslerCamEmu"
         try:
@@ -173,7 +176,9 @@ class BaslerSource(FrameSource):
             }[s.pixel_format]
         self._tick_ns = self._timestamp_tick_ns()
         cam.MaxNumBuffer.Value = s.buffers
-        strategy = pylon.GrabStrategy_OneByOne if s.grab_strategy == "one_by_one" else pylon.GrabStrategy_LatestImageOnly
+        strategy = (
+            pylon.GrabStrategy_OneByOne if s.grab_strategy == "one_by_one" else pylon.GrabStrategy_LatestImageOnly
+        )
         cam.StartGrabbing(strategy)
         self._first_block: int | None = None
         self._last_block: int | None = None
@@ -185,10 +190,10 @@ class BaslerSource(FrameSource):
         if fps is None:
             try:
                 fps = float(cam.ResultingFrameRateAbs.Value)
-            except Exception:  # noqa: BLE001 - USB3 names it ResultingFrameRate
+            except Exception:
                 try:
                     fps = float(cam.ResultingFrameRate.Value)
-                except Exception:  # noqa: BLE001
+                except Exception:
                     fps = None
         return Capabilities(
             width=int(cam.Width.Value),
@@ -233,14 +238,22 @@ class BaslerSource(FrameSource):
             source = "Software" if s.trigger == "software" else f"Line{s.trigger[-1]}"
             _set_node(cam, ("TriggerSource",), source, "trigger source")
             if s.trigger != "software":
-                _set_node(cam, ("TriggerActivation",), "RisingEdge" if s.trigger_activation == "rising"
-                          else "FallingEdge", "trigger activation")
+                _set_node(
+                    cam,
+                    ("TriggerActivation",),
+                    "RisingEdge" if s.trigger_activation == "rising" else "FallingEdge",
+                    "trigger activation",
+                )
         if s.image_folder is not None or s.test_image is not None:
             if not self._emulated:
                 raise ConfigError("basler: image_folder and test_image work only with the emulated camera")
             if s.test_image is not None:
-                _set_node(cam, ("TestImageSelector",), "Off" if s.test_image == 0 else f"Testimage{s.test_image}",
-                          "test image")
+                _set_node(
+                    cam,
+                    ("TestImageSelector",),
+                    "Off" if s.test_image == 0 else f"Testimage{s.test_image}",
+                    "test image",
+                )
             if s.image_folder is not None:
                 folder = Path(s.image_folder).expanduser().resolve()
                 if not folder.is_dir() or not any(folder.iterdir()):
@@ -258,7 +271,7 @@ class BaslerSource(FrameSource):
         try:
             hz = float(self._camera.GevTimestampTickFrequency.Value)
             return 1e9 / hz if hz > 0 else 1.0
-        except Exception:  # noqa: BLE001 - USB3 cameras count nanoseconds
+        except Exception:
             return 1.0
 
     def _unwrap(self, block_id: int) -> int:
@@ -271,8 +284,9 @@ class BaslerSource(FrameSource):
     def _read(self, timeout: float | None) -> Frame:
         s, pylon = self.settings, self._pylon
         if s.max_frames is not None and self._emitted >= s.max_frames:
-            raise EndOfStream(f"basler: max_frames={s.max_frames} reached", camera_id=self.camera_id,
-                              frame_count=self._emitted)
+            raise EndOfStream(
+                f"basler: max_frames={s.max_frames} reached", camera_id=self.camera_id, frame_count=self._emitted
+            )
         timeout_ms = int(1000 * (s.timeout_s if timeout is None else timeout))
         deadline = time.monotonic() + timeout_ms / 1000
         while True:
@@ -288,15 +302,18 @@ class BaslerSource(FrameSource):
             if result is None or not result.IsValid():
                 if self._camera.IsCameraDeviceRemoved():
                     raise SourceError(f"basler camera {self.camera_id!r} disconnected")
-                raise SourceTimeout(f"basler camera {self.camera_id!r}: no frame within {timeout_ms} ms "
-                                    "(waiting for a trigger? check the trigger settings)")
+                raise SourceTimeout(
+                    f"basler camera {self.camera_id!r}: no frame within {timeout_ms} ms "
+                    "(waiting for a trigger? check the trigger settings)"
+                )
             try:
                 if not result.GrabSucceeded():
                     self.failed_grabs += 1
                     log.warning("basler %s: grab failed: %s", self.camera_id, result.GetErrorDescription())
                     if time.monotonic() > deadline:
-                        raise SourceTimeout(f"basler camera {self.camera_id!r}: only failed grabs within "
-                                            f"{timeout_ms} ms")
+                        raise SourceTimeout(
+                            f"basler camera {self.camera_id!r}: only failed grabs within {timeout_ms} ms"
+                        )
                     continue
                 capture = time.time_ns()
                 counter = self._unwrap(int(result.BlockID))
@@ -330,5 +347,5 @@ class BaslerSource(FrameSource):
             if cam.IsGrabbing():
                 cam.StopGrabbing()
             cam.Close()
-        except Exception as err:  # noqa: BLE001 - a removed camera may refuse; nothing more to release
+        except Exception as err:
             log.debug("basler close: %s", err)

@@ -4,7 +4,8 @@ Examples of ``url`` / ``format``:
 
 - USB webcam on Linux: ``url=/dev/video0 format=v4l2 options={video_size: 640x480, framerate: "30"}``
 - IP camera: ``url=rtsp://192.168.1.20/stream1 options={rtsp_transport: tcp}`` (or an ``http://`` MJPEG URL)
-- FFmpeg's test pattern: ``url=testsrc2=size=320x240:rate=30 format=lavfi``
+- FFmpeg's test pattern: ``url=testsrc2=size=320x240:rate=30,realtime format=lavfi`` (``realtime`` paces it;
+  without it the test source runs as fast as it is read)
 
 Frame indices count decoded frames from 0 (these devices have no frame counter we can read). The camera
 timestamp is the stream's presentation time (for v4l2 the kernel's capture time). When a network stream drops
@@ -76,15 +77,18 @@ class FFmpegSource(FrameSource):
         s = self.settings
         if s.format == "v4l2" or s.url.startswith("/dev/"):
             if not Path(s.url).exists():
-                raise SourceUnavailable(f"ffmpeg source: device {s.url} does not exist (is the camera plugged in? "
-                                        "list devices with `ls /dev/video*`)")
+                raise SourceUnavailable(
+                    f"ffmpeg source: device {s.url} does not exist (is the camera plugged in? "
+                    "list devices with `ls /dev/video*`)"
+                )
         try:
             self._container = av.open(
                 s.url, format=s.format, options=dict(s.options), timeout=(s.open_timeout_s, s.read_timeout_s)
             )
         except (av.FFmpegError, OSError) as err:
-            raise SourceError(f"ffmpeg source: cannot open {s.url!r}"
-                              f"{f' (format {s.format})' if s.format else ''}: {err}") from None
+            raise SourceError(
+                f"ffmpeg source: cannot open {s.url!r}{f' (format {s.format})' if s.format else ''}: {err}"
+            ) from None
         if not self._container.streams.video:
             self._container.close()
             raise SourceError(f"ffmpeg source: {s.url!r} has no video stream")
@@ -124,8 +128,9 @@ class FFmpegSource(FrameSource):
         try:
             return next(self._decoder)
         except StopIteration:
-            raise EndOfStream(f"ffmpeg source: {self.settings.url!r} ended", camera_id=self.camera_id,
-                              frame_count=self._index) from None
+            raise EndOfStream(
+                f"ffmpeg source: {self.settings.url!r} ended", camera_id=self.camera_id, frame_count=self._index
+            ) from None
         except (av.FFmpegError, OSError) as err:
             raise SourceError(f"ffmpeg source: reading {self.settings.url!r} failed: {err}") from None
 
@@ -133,8 +138,14 @@ class FFmpegSource(FrameSource):
         s = self.settings
         delay = s.reconnect_delay_s
         for attempt in range(1, s.max_reconnects + 1):
-            log.warning("ffmpeg source %s: %s; reconnecting (attempt %d/%d) in %.1f s",
-                        self.camera_id, why, attempt, s.max_reconnects, delay)
+            log.warning(
+                "ffmpeg source %s: %s; reconnecting (attempt %d/%d) in %.1f s",
+                self.camera_id,
+                why,
+                attempt,
+                s.max_reconnects,
+                delay,
+            )
             time.sleep(delay)
             self._close()
             try:
@@ -145,14 +156,16 @@ class FFmpegSource(FrameSource):
             except SourceError as err:
                 why = err
                 delay = min(delay * 2, s.reconnect_max_delay_s)
-        raise SourceError(f"ffmpeg source: {s.url!r} unreachable, {s.max_reconnects} reconnection attempts failed "
-                          f"(last error: {why})")
+        raise SourceError(
+            f"ffmpeg source: {s.url!r} unreachable, {s.max_reconnects} reconnection attempts failed (last error: {why})"
+        )
 
     def _read(self, timeout: float | None) -> Frame:
         s = self.settings
         if s.max_frames is not None and self._index >= s.max_frames:
-            raise EndOfStream(f"ffmpeg source: max_frames={s.max_frames} reached", camera_id=self.camera_id,
-                              frame_count=self._index)
+            raise EndOfStream(
+                f"ffmpeg source: max_frames={s.max_frames} reached", camera_id=self.camera_id, frame_count=self._index
+            )
         if self._pending is not None:
             av_frame, self._pending = self._pending, None
         else:

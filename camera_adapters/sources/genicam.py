@@ -39,8 +39,13 @@ log = logging.getLogger(__name__)
 INSTALL_HINT = "install it with: pip install 'deg-live[genicam]'"
 PRODUCER_ENV = "GENICAM_GENTL64_PATH"
 # GenICam PFNC name -> (wire pixel format, channels)
-_FORMATS = {"Mono8": ("gray8", 1), "RGB8": ("rgb24", 3), "RGB8Packed": ("rgb24", 3), "BGR8": ("bgr24", 3),
-            "BGR8Packed": ("bgr24", 3)}
+_FORMATS = {
+    "Mono8": ("gray8", 1),
+    "RGB8": ("rgb24", 3),
+    "RGB8Packed": ("rgb24", 3),
+    "BGR8": ("bgr24", 3),
+    "BGR8Packed": ("bgr24", 3),
+}
 
 
 @dataclass
@@ -121,7 +126,7 @@ class GenICamSource(FrameSource):
         key: Any = {"serial_number": s.serial} if s.serial else s.device_index
         try:
             self._acquirer = self._harvester.create(key)
-        except Exception as err:  # noqa: BLE001 - harvesters raises several types
+        except Exception as err:
             listed = ", ".join(f"{d.model} {d.serial_number}" for d in devices)
             raise SourceUnavailable(f"genicam source: cannot open camera {key!r} ({err}); found: {listed}") from None
         nodes = self._acquirer.remote_device.node_map
@@ -131,23 +136,27 @@ class GenICamSource(FrameSource):
         if s.gain_db is not None:
             settings += [(("GainAuto",), "Off"), (("Gain", "GainAbs"), s.gain_db)]
         if s.fps is not None:
-            settings += [(("AcquisitionFrameRateEnable",), True),
-                         (("AcquisitionFrameRate", "AcquisitionFrameRateAbs"), s.fps)]
+            settings += [
+                (("AcquisitionFrameRateEnable",), True),
+                (("AcquisitionFrameRate", "AcquisitionFrameRateAbs"), s.fps),
+            ]
         settings += [((name,), value) for name, value in s.nodes.items()]
         for names, value in settings:
             for name in names:
                 if hasattr(nodes, name):
                     try:
                         getattr(nodes, name).value = value
-                    except Exception as err:  # noqa: BLE001
+                    except Exception as err:
                         raise SourceError(f"genicam source: cannot set {name} to {value!r}: {err}") from None
                     break
             else:
                 raise SourceError(f"genicam source: the camera has no feature {' / '.join(names)}")
         pfnc = str(nodes.PixelFormat.value)
         if pfnc not in _FORMATS:
-            raise SourceError(f"genicam source: pixel format {pfnc} not supported (use one of "
-                              f"{', '.join(_FORMATS)}: nodes={{PixelFormat: Mono8}})")
+            raise SourceError(
+                f"genicam source: pixel format {pfnc} not supported (use one of "
+                f"{', '.join(_FORMATS)}: nodes={{PixelFormat: Mono8}})"
+            )
         self._pixel_format, self._channels = _FORMATS[pfnc]
         self._first_id: int | None = None
         self._emitted = 0
@@ -166,12 +175,13 @@ class GenICamSource(FrameSource):
     def _read(self, timeout: float | None) -> Frame:
         s = self.settings
         if s.max_frames is not None and self._emitted >= s.max_frames:
-            raise EndOfStream(f"genicam: max_frames={s.max_frames} reached", camera_id=self.camera_id,
-                              frame_count=self._emitted)
+            raise EndOfStream(
+                f"genicam: max_frames={s.max_frames} reached", camera_id=self.camera_id, frame_count=self._emitted
+            )
         wait = s.timeout_s if timeout is None else timeout
         try:
             buffer = self._acquirer.fetch(timeout=wait)
-        except Exception as err:  # noqa: BLE001 - genicam.gentl TimeoutException and friends
+        except Exception as err:
             if "timeout" in type(err).__name__.lower():
                 raise SourceTimeout(f"genicam camera {self.camera_id!r}: no frame within {wait} s") from None
             raise SourceError(f"genicam camera {self.camera_id!r}: fetch failed (disconnected?): {err}") from None
@@ -183,18 +193,24 @@ class GenICamSource(FrameSource):
             pixels = np.array(component.data, dtype=np.uint8, copy=True).reshape(shape)
             try:
                 frame_id = int(buffer.module.frame_id)
-            except Exception:  # noqa: BLE001 - producers without frame ids: count ourselves
+            except Exception:
                 frame_id = self._emitted
             try:
                 ts = int(buffer.timestamp_ns)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 ts = None
         if self._first_id is None:
             self._first_id = frame_id
         self._emitted += 1
-        return Frame(index=frame_id - self._first_id, pixels=pixels, camera_id=self.camera_id,
-                     capture_time_ns=capture, camera_timestamp_ns=ts or None, pixel_format=self._pixel_format,
-                     fps=self._capabilities.fps if self._capabilities else None)
+        return Frame(
+            index=frame_id - self._first_id,
+            pixels=pixels,
+            camera_id=self.camera_id,
+            capture_time_ns=capture,
+            camera_timestamp_ns=ts or None,
+            pixel_format=self._pixel_format,
+            fps=self._capabilities.fps if self._capabilities else None,
+        )
 
     def _close(self) -> None:
         acquirer = getattr(self, "_acquirer", None)
@@ -203,7 +219,7 @@ class GenICamSource(FrameSource):
             try:
                 acquirer.stop()
                 acquirer.destroy()
-            except Exception as err:  # noqa: BLE001
+            except Exception as err:
                 log.debug("genicam close: %s", err)
         harvester = getattr(self, "_harvester", None)
         if harvester is not None:

@@ -22,7 +22,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from camera_adapters.settings import ConfigError
-from camera_adapters.sources.base import Capabilities, EndOfStream, FrameSource, SourceError, register_source
+from camera_adapters.sources.base import (
+    Capabilities,
+    EndOfStream,
+    FrameSource,
+    SourceError,
+    SourceTimeout,
+    register_source,
+)
 from camera_adapters.wire import Frame
 
 MOTIONS = ("still", "walk", "rear", "groom")
@@ -137,8 +144,9 @@ class SyntheticSource(FrameSource):
         if s.max_frames is not None and self._emitted >= s.max_frames:
             raise EndOfStream(f"synthetic: max_frames={s.max_frames} reached", camera_id=self.camera_id)
         if s.disconnect_after is not None and self._emitted >= s.disconnect_after:
-            raise SourceError(f"synthetic camera {self.camera_id!r}: disconnected (scripted after "
-                              f"{s.disconnect_after} frames)")
+            raise SourceError(
+                f"synthetic camera {self.camera_id!r}: disconnected (scripted after {s.disconnect_after} frames)"
+            )
         while self._next in self._drop:  # the camera counts it, the host never sees it
             self._next += 1
         index = self._next
@@ -152,8 +160,6 @@ class SyntheticSource(FrameSource):
             elif due > now:
                 if timeout is not None and (due - now) / 1e9 > timeout:
                     time.sleep(timeout)
-                    from camera_adapters.sources.base import SourceTimeout
-
                     raise SourceTimeout(f"synthetic: next frame due in {(due - now) / 1e9:.3f} s > timeout")
                 time.sleep((due - now) / 1e9)
         behaviour, segment = self.behaviour_at(index)

@@ -66,7 +66,7 @@ class VideoFileSource(FrameSource):
             raise SourceError(f"video source: start={s.start} is past the end of {path} ({n} frames)")
         self._path = path
         self._rate = self._reader.fps if s.rate is None else s.rate
-        self._duration_ns = int(round(n / self._reader.fps * 1e9)) if self._reader.fps else 0
+        self._duration_ns = round(n / self._reader.fps * 1e9) if self._reader.fps else 0
         self._frames = self._reader.iter_frames(s.start)
         self._loop = 0
         self._index = 0
@@ -86,8 +86,11 @@ class VideoFileSource(FrameSource):
             return next(self._frames)
         except StopIteration:
             if not self.settings.loop:
-                raise EndOfStream(f"video source: end of {self._path} after {self._index} frames",
-                                  camera_id=self.camera_id, frame_count=self._index) from None
+                raise EndOfStream(
+                    f"video source: end of {self._path} after {self._index} frames",
+                    camera_id=self.camera_id,
+                    frame_count=self._index,
+                ) from None
             self._loop += 1
             self._frames = self._reader.iter_frames(0)
             return next(self._frames)
@@ -97,8 +100,9 @@ class VideoFileSource(FrameSource):
     def _read(self, timeout: float | None) -> Frame:
         s = self.settings
         if s.max_frames is not None and self._index >= s.max_frames:
-            raise EndOfStream(f"video source: max_frames={s.max_frames} reached", camera_id=self.camera_id,
-                              frame_count=self._index)
+            raise EndOfStream(
+                f"video source: max_frames={s.max_frames} reached", camera_id=self.camera_id, frame_count=self._index
+            )
         source_frame, pixels = self._next_decoded()
         if self._rate:
             now = time.monotonic_ns()

@@ -150,6 +150,7 @@ class ViewerWindow(QtWidgets.QWidget):
         k = len(self.behaviours)
         self.ethogram.getAxis("left").setTicks([[(i + 0.5, name) for i, name in enumerate(self.behaviours)]])
         self.ethogram.setYRange(0, k, padding=0)
+        self.ethogram.setMinimumHeight(min(420, 26 * k + 50))  # bands stay readable however many traces follow
         self.traces_layout.clear()
         self.traces, self.curves, self.threshold_lines = [], [], []
         self.cursor_lines = []
@@ -158,6 +159,7 @@ class ViewerWindow(QtWidgets.QWidget):
             plot.hideButtons()
             plot.setMenuEnabled(False)
             plot.setMouseEnabled(x=self.review is not None, y=False)
+            plot.setMinimumHeight(24)
             plot.setYRange(0, 1, padding=0.05)
             plot.setXLink(self.ethogram)
             plot.getAxis("left").setWidth(self.ethogram.getAxis("left").width())

@@ -15,13 +15,19 @@ RAT_VIDEO = Path("tests/data/rat_behavior/cage1_6_20_22_56/cage1_6_20_22_56.mp4"
 
 
 def _cli(*args, timeout=30):
-    return subprocess.run([sys.executable, "-m", "camera_adapters.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "camera_adapters.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def _popen(*args):
-    return subprocess.Popen([sys.executable, "-m", "camera_adapters.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "camera_adapters.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def test_list_says_what_runs_here():
@@ -51,8 +57,17 @@ def test_user_errors_are_one_line_exit_2(args, message):
 
 def test_camera_dying_mid_stream_exits_with_a_clear_message(tmp_path):
     t0 = time.monotonic()
-    out = _cli("synthetic", "fps=200", "disconnect_after=40", "--bind", f"ipc://{tmp_path}/a",
-               "--lossless", f"ipc://{tmp_path}/b", "--drain-timeout", "0.5")
+    out = _cli(
+        "synthetic",
+        "fps=200",
+        "disconnect_after=40",
+        "--bind",
+        f"ipc://{tmp_path}/a",
+        "--lossless",
+        f"ipc://{tmp_path}/b",
+        "--drain-timeout",
+        "0.5",
+    )
     assert time.monotonic() - t0 < 15
     assert out.returncode == 2
     assert "disconnected" in out.stderr and "Traceback" not in out.stderr
@@ -61,8 +76,20 @@ def test_camera_dying_mid_stream_exits_with_a_clear_message(tmp_path):
 
 def test_replay_a_video_as_fast_as_the_consumer_takes_it(tmp_path):
     live, rec = f"ipc://{tmp_path}/live", f"ipc://{tmp_path}/rec"
-    proc = _popen("video", f"path={RAT_VIDEO}", "rate=0", "--bind", live, "--lossless", rec, "--lossless-block",
-                  "--max-frames", "60", "--camera-id", "rat")
+    proc = _popen(
+        "video",
+        f"path={RAT_VIDEO}",
+        "rate=0",
+        "--bind",
+        live,
+        "--lossless",
+        rec,
+        "--lossless-block",
+        "--max-frames",
+        "60",
+        "--camera-id",
+        "rat",
+    )
     try:
         frames = []
         with LosslessReceiver(rec, camera_id="rat") as rx, pytest.raises(EndOfStream):

@@ -4,6 +4,7 @@ import os
 
 os.environ.setdefault("PYLON_CAMEMU", "1")  # pylon's emulated camera; must precede the first pypylon import
 
+import itertools
 import time
 from pathlib import Path
 
@@ -68,7 +69,7 @@ def test_source_contract(name):
     stamps = [f.camera_timestamp_ns for f in frames if f.camera_timestamp_ns is not None]
     if caps.has_hardware_timestamps:
         assert len(stamps) == N
-    assert all(b > a for a, b in zip(stamps, stamps[1:])), "camera timestamps strictly increase"
+    assert all(b > a for a, b in itertools.pairwise(stamps)), "camera timestamps strictly increase"
     for f in frames:
         assert f.pixels.shape == caps.shape and f.pixels.dtype == np.uint8
         assert f.pixel_format == caps.pixel_format and f.camera_id == "camX"
@@ -95,7 +96,7 @@ def test_genicam_without_producer_says_where_it_looked(monkeypatch, tmp_path):
     monkeypatch.setenv("GENICAM_GENTL64_PATH", str(tmp_path))
     usable, why = get_source_class("genicam").availability()
     assert not usable and str(tmp_path) in why
-    with pytest.raises(SourceUnavailable, match="GENICAM_GENTL64_PATH|producer"):
+    with pytest.raises(SourceUnavailable, match=r"GENICAM_GENTL64_PATH|producer"):
         create_source("genicam").open()
     monkeypatch.delenv("GENICAM_GENTL64_PATH")
     with pytest.raises(SourceUnavailable, match="not set"):
@@ -103,9 +104,9 @@ def test_genicam_without_producer_says_where_it_looked(monkeypatch, tmp_path):
 
 
 def test_registry_and_options_fail_listing_what_exists():
-    with pytest.raises(ConfigError, match="known sources: .*synthetic"):
+    with pytest.raises(ConfigError, match=r"known sources: .*synthetic"):
         create_source("webcam9000")
-    with pytest.raises(ConfigError, match="exposure.*known keys here: .*fps"):
+    with pytest.raises(ConfigError, match=r"exposure.*known keys here: .*fps"):
         create_source("synthetic", ["exposure=3"])
     with pytest.raises(ConfigError, match="width"):
         create_source("synthetic", ["width=wide"])
@@ -116,8 +117,15 @@ def test_registry_and_options_fail_listing_what_exists():
 
 
 def test_synthetic_ground_truth_barcode_and_scripted_faults():
-    opts = ["width=64", "height=32", "fps=0", "script=[[still, 3], [walk, 2]]", "drop_frames=[4, 5]",
-            "disconnect_after=6", "pixel_format=gray8"]
+    opts = [
+        "width=64",
+        "height=32",
+        "fps=0",
+        "script=[[still, 3], [walk, 2]]",
+        "drop_frames=[4, 5]",
+        "disconnect_after=6",
+        "pixel_format=gray8",
+    ]
     with create_source("synthetic", opts) as source:
         frames = [source.read() for _ in range(6)]
         with pytest.raises(SourceError, match="disconnected"):
@@ -167,13 +175,12 @@ def test_video_that_ends_early(tmp_path):
     data = path.read_bytes()
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(data[: len(data) // 3])  # truncated: no index, no frames
-    with pytest.raises(SourceError, match="broken.mp4"):
+    with pytest.raises(SourceError, match=r"broken\.mp4"):
         create_source("video", [f"path={broken}"]).open()
 
 
 def test_ffmpeg_network_stream_that_never_comes_back_fails_cleanly():
-    opts = ["url=tcp://127.0.0.1:9", "reconnect=true", "max_reconnects=2", "reconnect_delay_s=0.05",
-            "open_timeout_s=1"]
+    opts = ["url=tcp://127.0.0.1:9", "reconnect=true", "max_reconnects=2", "reconnect_delay_s=0.05", "open_timeout_s=1"]
     with pytest.raises(SourceError, match="cannot open"):
         create_source("ffmpeg", opts).open()
 
@@ -185,8 +192,17 @@ def test_basler_settings_lost_frames_and_image_folder(tmp_path):
 
     for i in range(3):
         Image.fromarray(np.full((64, 96, 3), 40 * (i + 1), np.uint8)).save(tmp_path / f"img{i}.png")
-    opts = ["emulate=true", "width=96", "height=64", "camera_pixel_format=RGB8Packed", f"image_folder={tmp_path}",
-            "exposure_us=1000", "gain_db=0", "fps=200", "max_frames=6"]
+    opts = [
+        "emulate=true",
+        "width=96",
+        "height=64",
+        "camera_pixel_format=RGB8Packed",
+        f"image_folder={tmp_path}",
+        "exposure_us=1000",
+        "gain_db=0",
+        "fps=200",
+        "max_frames=6",
+    ]
     with create_source("basler", opts) as source:
         frames = list(source)
     assert [int(f.pixels[10, 10, 0]) for f in frames] == [40, 80, 120, 40, 80, 120]
@@ -232,8 +248,13 @@ def test_ffmpeg_network_camera_that_drops_is_reconnected():
     server = subprocess.Popen([sys.executable, "-c", _SERVER, str(port), "2", "30"])  # drops once, comes back
     try:
         time.sleep(0.5)
-        opts = [f"url=tcp://127.0.0.1:{port}", "format=mpegts", "reconnect_delay_s=0.2", "max_reconnects=2",
-                "read_timeout_s=2"]
+        opts = [
+            f"url=tcp://127.0.0.1:{port}",
+            "format=mpegts",
+            "reconnect_delay_s=0.2",
+            "max_reconnects=2",
+            "read_timeout_s=2",
+        ]
         frames = []
         with create_source("ffmpeg", opts) as source:
             with pytest.raises(SourceError, match="2 reconnection attempts failed"):
@@ -245,4 +266,16 @@ def test_ffmpeg_network_camera_that_drops_is_reconnected():
         server.wait()
     assert [f.index for f in frames] == list(range(60))
     stamps = [f.camera_timestamp_ns for f in frames]
-    assert all(b > a for a, b in zip(stamps, stamps[1:]))
+    assert all(b > a for a, b in itertools.pairwise(stamps))
+
+
+@pytest.mark.parametrize("name", source_names())
+def test_example_config_lists_every_setting(name):
+    import dataclasses
+
+    from camera_adapters.settings import read_yaml
+
+    path = Path("configs/cameras") / f"{name}.yaml"
+    data = read_yaml(path)
+    assert set(data) == {f.name for f in dataclasses.fields(get_source_class(name).Settings)}
+    create_source(name, config=path)

@@ -30,12 +30,24 @@ def _bytes(parts):
 
 @pytest.mark.parametrize(
     "pixel_format,shape,dtype",
-    [("rgb24", (48, 64, 3), np.uint8), ("bgr24", (5, 7, 3), np.uint8), ("gray8", (48, 64), np.uint8),
-     ("gray16", (9, 4), np.uint16)],
+    [
+        ("rgb24", (48, 64, 3), np.uint8),
+        ("bgr24", (5, 7, 3), np.uint8),
+        ("gray8", (48, 64), np.uint8),
+        ("gray16", (9, 4), np.uint16),
+    ],
 )
 def test_round_trip(pixel_format, shape, dtype):
-    frame = _frame(pixel_format, shape, dtype, camera_timestamp_ns=99, stream_id="abc", fps=30.0, source_frame=3,
-                   truth={"behaviour": "walk"})
+    frame = _frame(
+        pixel_format,
+        shape,
+        dtype,
+        camera_timestamp_ns=99,
+        stream_id="abc",
+        fps=30.0,
+        source_frame=3,
+        truth={"behaviour": "walk"},
+    )
     parts = encode_frame(frame, publish_time_ns=456)
     assert parts[2] is frame.pixels  # no copy on the way out
     out = decode_frame(_bytes(parts))

@@ -1,0 +1,143 @@
+"""``scripts/demo.py`` (``make demo``): the live replay and report on an existing bundle, Ctrl-C stopping every
+process it started, and (slow) the quick demo trained from scratch.
+
+The replay tests reuse the tiny bundle the live tests export (cached by pytest, see tests/deg_live/live_support.py)
+and run the real processes: ``deg-camera video``, ``deg-live run`` and an offscreen ``deg-live view``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# pytest puts tests/ first on sys.path, where tests/deg_live/ and tests/deg_train/ would shadow the real packages
+# as namespace packages: the repository root must come first.
+sys.path.insert(0, str(REPO))
+DEMO = REPO / "scripts" / "demo.py"
+SHORT_SESSION = "cage1_6_23_17_5"  # 144 frames at 25 fps
+
+
+def _live_support():
+    if "live_support" in sys.modules:  # imported already by the live tests
+        return sys.modules["live_support"]
+    spec = importlib.util.spec_from_file_location("live_support", REPO / "tests" / "deg_live" / "live_support.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["live_support"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def tiny(request):
+    return _live_support().tiny_bundle(request.config.cache.mkdir("deg_live_tiny_bundle"))
+
+
+def headless_env() -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    return env
+
+
+def prepared(tmp_path: Path, tiny) -> Path:
+    """An output folder holding a trained bundle, as a previous demo run leaves it."""
+    out = tmp_path / "demo_out"
+    shutil.copytree(tiny.bundle, out / "bundle")
+    (out / "demo.json").write_text(json.dumps({"held_out": SHORT_SESSION}))
+    return out
+
+
+def leftovers(marker: str) -> list[str]:
+    """Command lines of processes still running whose arguments mention ``marker``."""
+    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout.splitlines()
+    return [line for line in ps[1:] if marker in line and int(line.split()[0]) != os.getpid()]
+
+
+def test_demo_replays_a_held_out_session_and_reports(tmp_path, tiny):
+    out = prepared(tmp_path, tiny)
+    done = subprocess.run(
+        [sys.executable, str(DEMO), "--out", str(out), "--max-frames", "75", "--viewer-png"],
+        env=headless_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log
+    assert "skipping training" in log
+    assert "F1 of the live decisions" in log and "macro F1" in log
+    assert "latency (camera capture -> decision published)" in log
+    assert "no display here" in log
+    result = json.loads((out / "demo_result.json").read_text())
+    assert 50 <= result["processed_frames"] <= 75
+    assert result["latency_ms_p50"] is not None and result["latency_ms_p50"] > 0
+    assert (out / "ethogram.png").stat().st_size > 10_000
+    assert (out / "viewer.png").stat().st_size > 10_000  # the live viewer ran (offscreen) on the real stream
+    session = Path(result["recording"])
+    assert (session / f"{session.name}.mp4").exists()
+    recording = json.loads((session / f"{session.name}_recording.json").read_text())
+    assert recording["status"] == "complete"
+    assert leftovers(str(out)) == []
+
+
+def test_ctrl_c_stops_every_process_the_demo_started(tmp_path, tiny):
+    out = prepared(tmp_path, tiny)
+    proc = subprocess.Popen(
+        [sys.executable, str(DEMO), "--out", str(out), "--no-viewer"],
+        env=headless_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if "events as they happen" in line or not line:
+                break
+        assert "events as they happen" in lines[-1], "".join(lines)
+        time.sleep(1.5)
+        assert len(leftovers(str(out))) >= 3  # the demo, deg-live run, deg-camera video
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, "".join(lines) + rest
+    assert "interrupted: stopping every process" in rest
+    assert leftovers(str(out)) == []
+    sessions = list((out / "live").glob("replay_*"))
+    assert len(sessions) == 1
+    recording = json.loads((sessions[0] / f"{sessions[0].name}_recording.json").read_text())
+    assert recording["status"] in ("interrupted", "complete")  # finalised, not left "recording"
+
+
+@pytest.mark.slow
+def test_quick_demo_trains_exports_and_replays_from_scratch(tmp_path):
+    out = tmp_path / "quick"
+    done = subprocess.run(
+        [sys.executable, str(DEMO), "--quick", "--out", str(out)],
+        env=headless_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log[-4000:]
+    assert "training took" in log and "macro F1" in log
+    state = json.loads((out / "demo.json").read_text())
+    assert (out / "bundle" / "manifest.json").exists()
+    assert state["held_out"] in state["test"]
+    assert (out / "ethogram.png").exists()
+    assert leftovers(str(out)) == []
