@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import time
 from pathlib import Path
 
@@ -32,6 +33,12 @@ from deg_train.models.registry import create_model
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_VIDEO = ROOT / "tests/data/rat_behavior/cage1_6_20_22_56/cage1_6_20_22_56.mp4"
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process (all threads) so far."""
+    t = os.times()
+    return t.user + t.system
 
 
 def limited(chunks, n):
@@ -72,21 +79,22 @@ def main() -> None:
         n = min(args.frames, len(reader))
         native = (reader.native_height, reader.native_width)
 
-    # decode alone (native size), then decode + resize: both in this thread, no model running
-    t0 = time.perf_counter()
+    # decode alone (native size), then decode + resize: no model running
+    cpu: dict[str, float] = {}
+    c0, t0 = cpu_seconds(), time.perf_counter()
     with VideoReader(args.video) as reader:
         for _ in itertools.islice(reader.iter_frames(), n):
             pass
-    t_decode = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t_decode, cpu["decode"] = time.perf_counter() - t0, cpu_seconds() - c0
+    c0, t0 = cpu_seconds(), time.perf_counter()
     frames = np.concatenate(list(limited(iter_frame_chunks(args.video, size, 64), n)))
-    t_decode_resize = time.perf_counter() - t0
+    t_decode_resize, cpu["decode_resize"] = time.perf_counter() - t0, cpu_seconds() - c0
 
     # encoder alone on ready windows (one warm-up batch first)
     warm = next(iter_causal_windows(iter([frames[: args.batch_size]]), 11))
     encode_frames(enc.encoder, iter([warm]), len(warm), batch_size=args.batch_size, precision=args.precision)
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
+    c0, t0 = cpu_seconds(), time.perf_counter()
     chunks = (frames[i : i + 64] for i in range(0, n, 64))
     features, _ = encode_frames(
         enc.encoder,
@@ -96,16 +104,16 @@ def main() -> None:
         timings=timings,
         precision=args.precision,
     )
-    t_encoder = time.perf_counter() - t0
+    t_encoder, cpu["encoder"] = time.perf_counter() - t0, cpu_seconds() - c0
 
     # the sequence model over the whole sequence
-    t0 = time.perf_counter()
+    c0, t0 = cpu_seconds(), time.perf_counter()
     run_sequence(seq, features)
-    t_sequence = time.perf_counter() - t0
+    t_sequence, cpu["sequence"] = time.perf_counter() - t0, cpu_seconds() - c0
 
     # end to end: decode + resize in a thread, overlapped with the encoder, then the sequence model
     timings = {}
-    t0 = time.perf_counter()
+    c0, t0 = cpu_seconds(), time.perf_counter()
     chunks = limited(iter_frame_chunks(args.video, size, 64, timings), n)
     features, _ = encode_frames(
         enc.encoder,
@@ -116,20 +124,28 @@ def main() -> None:
         precision=args.precision,
     )
     run_sequence(seq, features)
-    t_total = time.perf_counter() - t0
+    t_total, cpu["total"] = time.perf_counter() - t0, cpu_seconds() - c0
+    cores = os.cpu_count() or 1
 
-    def row(name: str, seconds: float) -> str:
-        return f"  {name:<28s} {seconds:8.2f} s   {n / seconds:9.1f} frames/s   {1000 * seconds / n:7.2f} ms/frame"
+    def row(name: str, seconds: float, cpu_s: float) -> str:
+        # CPU seconds / cores = the wall time this work needs on an otherwise idle machine (if it scales to
+        # every core): the fair number on a machine shared with other jobs, where wall time is inflated.
+        idle = max(cpu_s / cores, 1e-9)
+        return (
+            f"  {name:<28s} {seconds:8.2f} s wall {n / seconds:8.1f} frames/s | {cpu_s:8.2f} CPU-s "
+            f"-> {n / idle:8.1f} frames/s on {cores} idle cores"
+        )
 
     print(
         f"deg_f at {size[0]}x{size[1]}, {n} frames of {Path(args.video).name} ({native[1]}x{native[0]}), "
         f"batch {args.batch_size}, {torch.get_num_threads()} torch threads, {args.precision}"
     )
-    print(row("decode (native RGB)", t_decode))
-    print(row("resize (area, 128x128)", max(t_decode_resize - t_decode, 1e-9)))
-    print(row("encoder (flow gen + 2 CNNs)", t_encoder))
-    print(row("sequence (TGM, whole video)", t_sequence))
-    print(row("end to end (overlapped)", t_total))
+    print(row("decode (native RGB)", t_decode, cpu["decode"]))
+    print(row("resize (area)", max(t_decode_resize - t_decode, 1e-9), max(cpu["decode_resize"] - cpu["decode"], 1e-9)))
+    print(row("encoder (flow gen + 2 CNNs)", t_encoder, cpu["encoder"]))
+    print(row("sequence (TGM, whole video)", t_sequence, cpu["sequence"]))
+    print(row("end to end (overlapped)", t_total, cpu["total"]))
+    print(f"  load average while running: {os.getloadavg()[0]:.1f} on {cores} cores")
     print(
         f"  in the end-to-end run: encoder {timings.get('encoder', 0):.2f} s, decode+resize thread "
         f"{timings.get('decode', 0):.2f} s (overlapped)"

@@ -28,25 +28,28 @@ from deg_train.data import ClipDataset, EpochSampler, collate_clips
 from deg_train.losses import MaskedFocalBCE, MotionNetLoss
 from deg_train.models.registry import create_model
 from deg_train.project import Project
+from deg_train.trainer import _amp_context
 
 RAT = Path(__file__).resolve().parents[1] / "tests" / "data" / "rat_behavior"
 SESSIONS = ("cage1_6_23_17_5", "unsessioned_05")
 
 
-def _time_stage(name, model, dataset, step, batch, steps, warmup, augment, mean, std):
+def _time_stage(name, model, dataset, step, batch, steps, warmup, augment, mean, std, autocast):
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=1e-4)
     sampler = iter(EpochSampler(len(dataset), samples_per_epoch=(steps + warmup) * batch, seed=0))
-    data_t, aug_t, model_t = [], [], []
+    data_t, aug_t, model_t, cpu_t = [], [], [], []
     model.train()
     for i in range(steps + warmup):
+        c0 = time.process_time()
         t0 = time.perf_counter()
         items = dataset.__getitems__([next(sampler) for _ in range(batch)])
         b = collate_clips(items)
         t1 = time.perf_counter()
         x = prepare_clips(b["clip"], "cpu", mean=mean, std=std, augment=augment)
         t2 = time.perf_counter()
-        loss = step(model, x, b)
+        with autocast():
+            loss = step(model, x, b)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -55,14 +58,21 @@ def _time_stage(name, model, dataset, step, batch, steps, warmup, augment, mean,
             data_t.append(t1 - t0)
             aug_t.append(t2 - t1)
             model_t.append(t3 - t2)
-    total = [a + b + c for a, b, c in zip(data_t, aug_t, model_t)]
-    med = statistics.median(total)
+            cpu_t.append(time.process_time() - c0)
+    med = statistics.median([a + b + c for a, b, c in zip(data_t, aug_t, model_t)])
+    cpu = statistics.median(cpu_t)
     print(
-        f"{name:<22} {batch / med:8.1f} clips/s   per batch of {batch}: data {statistics.median(data_t) * 1e3:6.1f} ms"
-        f"  augment {statistics.median(aug_t) * 1e3:6.1f} ms  forward+backward+step "
-        f"{statistics.median(model_t) * 1e3:7.1f} ms"
+        f"{name:<20} {batch / med:6.2f} clips/s ({cpu / batch:5.2f} CPU-s/clip)  per batch of {batch}: "
+        f"data {statistics.median(data_t) * 1e3:5.0f} ms  augment {statistics.median(aug_t) * 1e3:5.0f} ms  "
+        f"forward+backward+step {statistics.median(model_t) * 1e3:6.0f} ms"
     )
     return batch / med
+
+
+def _flow_step(loss, model, x):
+    flows = model(x)
+    with torch.autocast("cpu", enabled=False):  # the loss in float32, as in training
+        return loss(x.float(), [f.float() for f in flows])[0]
 
 
 def main() -> None:
@@ -83,6 +93,11 @@ def main() -> None:
         f"preset {cfg.preset}: {cfg.flow.arch} + {cfg.feature.arch} (width {cfg.feature.width}) + "
         f"{cfg.sequence.arch}, {size[0]}x{size[1]}, T={T}, torch threads {torch.get_num_threads()}, "
         f"augmentation {cfg.augment.backend if cfg.augment.enabled else 'off'}"
+    )
+    autocast, _ = _amp_context(torch.device("cpu"), cfg.train.amp)
+    print(
+        f"mixed precision: {'bfloat16' if autocast().__class__.__name__ == 'autocast' else 'off (float32)'}; "
+        f"load average before: {' '.join(f'{v:.1f}' for v in __import__('os').getloadavg())}"
     )
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,13 +123,14 @@ def main() -> None:
             "stage 1 flow",
             flow,
             data,
-            lambda m, x, b: flow_loss(x, m(x))[0],
+            lambda m, x, b: _flow_step(flow_loss, m, x),
             args.batch,
             args.steps,
             args.warmup,
             augment,
             mean,
             std,
+            autocast,
         )
 
         # Stage 2: two-stream with the (frozen) flow generator inside.
@@ -136,13 +152,14 @@ def main() -> None:
             "stage 2 two-stream",
             two,
             data,
-            lambda m, x, b: bce(m(x)["logits"], b["labels"]),
+            lambda m, x, b: bce(m(x)["logits"].float(), b["labels"]),
             args.batch,
             args.steps,
             args.warmup,
             augment,
             mean,
             std,
+            autocast,
         )
 
         # Stage 3: sequence model on random features of the two-stream's size.
@@ -163,7 +180,8 @@ def main() -> None:
         times = []
         for i in range(args.steps + args.warmup):
             t0 = time.perf_counter()
-            loss = bce(seq(x).reshape(-1, K), y.reshape(-1, K))
+            with autocast():
+                loss = bce(seq(x).float().reshape(-1, K), y.reshape(-1, K))
             opt.zero_grad()
             loss.backward()
             opt.step()

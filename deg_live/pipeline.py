@@ -345,10 +345,7 @@ class LivePipeline:
     def _on_end(self, end: EndOfStream) -> None:
         if self._ended is None:
             logger.info("camera stream ended: %s (frame count %s)", end.reason, end.frame_count)
-        self._ended = end
-        if self._record_queue is not None:
-            self._record_queue.end(end.reason)
-            self._record_queue = None
+        self._ended = end  # a recording goes on: a new stream continues the same video (its rows say which)
 
     def _on_idle(self) -> None:
         now = time.monotonic()

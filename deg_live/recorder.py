@@ -105,8 +105,7 @@ VIDEO_CODECS: dict[str, tuple[str, str, dict[str, str]]] = {
 }
 # Fragmented MP4 written as it goes: readable after a crash up to the last fragment.
 _MP4_OPTIONS = {
-    "movflags": "frag_keyframe+empty_moov+default_base_moof",
-    "frag_duration": "500000",
+    "movflags": "frag_every_frame+empty_moov+default_base_moof",
     "flush_packets": "1",
 }
 # name, dtype, "K" for (M, K) datasets or None for (M,)
@@ -157,9 +156,11 @@ def _describe_os_error(err: BaseException) -> str:
 class _VideoWriter:
     """One fragmented MP4 written frame by frame with PyAV; pts = video frame number at the nominal rate.
 
-    ``complete`` counts the frames 0..n-1 whose packets are all in the file (the encoder holds a few frames back,
-    and with B-frames muxes them out of order): the frame table is written only up to there, so that it never
-    lists a frame the file lacks, even after a failure.
+    ``on_disk`` counts the frames 0..n-1 whose packets are surely in the file: the encoder holds a few frames
+    back (and with B-frames emits them out of order), and the MP4 muxer writes a packet's fragment only when the
+    next packet arrives, so the last muxed packet is not yet on disk (nor, after a write error, the one whose
+    fragment write failed). The frame table is written only up to ``on_disk``, so it never lists a frame the
+    file lacks, even after a crash or a full disk.
     """
 
     def __init__(self, path: Path, width: int, height: int, fps: float, codec: str):
@@ -179,17 +180,27 @@ class _VideoWriter:
             self._container.close()
             raise
         self.frames = 0  # frames handed to the encoder
-        self.complete = 0  # frames 0..complete-1 are in the file
+        self.complete = 0  # frames 0..complete-1 were handed to the muxer
         self._muxed: set[int] = set()
+        self._last: int | None = None  # frame number of the last muxed packet (its fragment is not written yet)
 
     def _mux(self, packets) -> None:
         for packet in packets:
+            number = None
             if packet.pts is not None:  # in 1/rate units before muxing: the frame number
-                self._muxed.add(round(float(packet.pts * packet.time_base * self._rate)))
+                number = round(float(packet.pts * packet.time_base * self._rate))
             self._container.mux(packet)
+            if number is not None:
+                self._muxed.add(number)
+                self._last = number
         while self.complete in self._muxed:
             self._muxed.discard(self.complete)
             self.complete += 1
+
+    @property
+    def on_disk(self) -> int:
+        """Frames 0..on_disk-1 are in the file."""
+        return self.complete if self._last is None else min(self.complete, self._last)
 
     def write(self, rgb: np.ndarray) -> None:
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
@@ -206,6 +217,7 @@ class _VideoWriter:
         finally:
             self._container = None
             container.close()
+        self._last = None  # closed cleanly: every muxed packet is written
 
     def abandon(self) -> None:
         """Close without flushing the encoder (after a write error): keep what is on disk, write little more."""
@@ -488,7 +500,7 @@ class Recorder:
 
     def _write_complete_rows(self) -> None:
         """Frame-table rows of the frames now completely in the video file."""
-        complete = self._video.complete if self._video is not None else 0
+        complete = self._video.on_disk if self._video is not None else 0
         while self._pending and self._pending[0][0] < complete:
             self._frames_csv.writerow(self._pending.popleft())
             self.frames_written += 1

@@ -257,8 +257,11 @@ def cpu_supports_bf16() -> bool:
 
 
 def _amp_context(device: torch.device, enabled: bool) -> tuple[Callable[[], Any], torch.amp.GradScaler | None]:
-    """Autocast: on CUDA bfloat16 where supported (no scaler needed), else float16 with a gradient scaler; on a CPU
-    with native bfloat16 (AVX512-BF16/AMX), bfloat16; otherwise none. Weights and optimiser stay float32."""
+    """The autocast context and gradient scaler for ``device``.
+
+    CUDA: bfloat16 where supported (no scaler needed), else float16 with a gradient scaler; a CPU with native
+    bfloat16 (AVX512-BF16/AMX): bfloat16; otherwise none. Weights and optimiser state stay float32.
+    """
     import contextlib
 
     if not enabled:
@@ -352,6 +355,12 @@ def _fit(
         if ctx.is_main:
             (run_dir / "done.json").unlink()
 
+    # -- What decides "better": the task's validation number; without validation data, the training loss. ------
+    has_val = val_data is not None and len(val_data) > 0
+    monitor, mode = (task.monitor, task.mode) if has_val else ("train_loss", "min")
+    if not has_val:
+        log.warning("no validation data: the training loss decides the best checkpoint and early stopping")
+
     # -- Model, optimiser, schedule. DDP broadcasts rank 0's weights, so every rank starts the same. -----------
     model.to(device)
     task.setup(model, device)
@@ -359,7 +368,7 @@ def _fit(
     optimizer = torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay)
     # min_lr=0: the scheduler keeps reducing and *we* stop once the rate falls below settings.min_lr.
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode=task.mode, factor=settings.reduce_factor, patience=settings.patience, min_lr=0.0
+        optimizer, mode=mode, factor=settings.reduce_factor, patience=settings.patience, min_lr=0.0
     )
     autocast, scaler = _amp_context(device, settings.amp)
 
@@ -408,7 +417,7 @@ def _fit(
         persistent_workers=settings.num_workers > 0,
     )
     val_loader = None
-    if val_data is not None and len(val_data) > 0:
+    if has_val:
         vbs = settings.val_batch_size or settings.batch_size
         n_val = None if settings.val_steps is None else min(len(val_data), settings.val_steps * vbs * world)
         val_sampler = EpochSampler(
@@ -428,7 +437,7 @@ def _fit(
             pin_memory=device.type == "cuda",
         )
 
-    better = (lambda a, b: a < b) if task.mode == "min" else (lambda a, b: a > b)
+    better = (lambda a, b: a < b) if mode == "min" else (lambda a, b: a > b)
     stop_reason = "epochs"
     epoch = start_epoch - 1
     for epoch in range(start_epoch, settings.epochs):
@@ -489,11 +498,9 @@ def _fit(
                 dist.all_gather_object(gathered, outputs)
                 outputs = [o for part in gathered for o in part]
             val_logs = task.val_epoch(outputs)
-        else:
-            val_logs = {task.monitor: train_logs.get("loss", math.nan)} if task.monitor == "val_loss" else {}
 
         # -- Schedule, best checkpoint, early stopping. ---------------------------------------------------------
-        value = float(val_logs.get(task.monitor, math.nan))
+        value = float(val_logs[monitor] if has_val else train_logs.get("loss", math.nan))
         improved = not math.isnan(value) and (math.isnan(best_value) or better(value, best_value))
         if improved:
             best_value, best_epoch, bad_epochs = value, epoch, 0
@@ -514,7 +521,7 @@ def _fit(
         if new_lr < settings.min_lr:
             stop_reason = f"learning rate {new_lr:.2e} fell below train.min_lr={settings.min_lr:g}"
         elif settings.early_stop_patience is not None and bad_epochs >= settings.early_stop_patience:
-            stop_reason = f"no improvement of {task.monitor} for {bad_epochs} epochs (train.early_stop_patience)"
+            stop_reason = f"no improvement of {monitor} for {bad_epochs} epochs (train.early_stop_patience)"
         elif epoch + 1 >= settings.epochs:
             stop_reason = "epochs"
         else:
@@ -543,7 +550,7 @@ def _fit(
             if improved:
                 atomic_write_bytes(run_dir / BEST, (run_dir / LAST).read_bytes())
             _write_metrics(run_dir / "metrics.csv", history)
-            log.info("%s", _format_row(row, task.monitor, improved))
+            log.info("%s", _format_row(row, monitor, improved))
         if ctx.distributed:
             import torch.distributed as dist
 
@@ -562,13 +569,11 @@ def _fit(
                 "epochs_run": epoch + 1,
                 "best_epoch": best_epoch,
                 "best_value": best_value,
-                "monitor": task.monitor,
+                "monitor": monitor,
                 "stop_reason": stop_reason,
             },
         )
-        log.info(
-            "%s: finished (%s); best %s %.4f at epoch %d", run_dir, stop_reason, task.monitor, best_value, best_epoch
-        )
+        log.info("%s: finished (%s); best %s %.4f at epoch %d", run_dir, stop_reason, monitor, best_value, best_epoch)
     return FitResult(run_dir, epoch + 1, best_epoch, best_value, stop_reason, history)
 
 

@@ -98,8 +98,8 @@ class Processes:
         finally:
             self.stop(proc)
         if code != 0:
-            where = f"; see {log}" if log else ""
-            raise DemoError(f"{name} failed (exit status {code}){where}: {' '.join(map(str, cmd))}")
+            where = f":\n{tail(log)}\n(full log: {log})" if log else ""
+            raise DemoError(f"{name} failed (exit status {code}): {' '.join(map(str, cmd))}{where}")
 
     def stop(self, proc: subprocess.Popen, grace_s: float = 15.0) -> int | None:
         """Stop one child: SIGINT, then SIGTERM after ``grace_s``, then SIGKILL; returns its exit status."""
@@ -134,6 +134,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def tail(log: Path, lines: int = 8) -> str:
+    """The last lines of a child's log, indented (for error messages)."""
+    try:
+        text = log.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return "   (no log)"
+    return "\n".join("   | " + line for line in text)
 
 
 def wait_for_line(log: Path, needle: str, proc: subprocess.Popen, timeout_s: float) -> bool:
@@ -204,12 +213,14 @@ def choose_held_out(project: Path) -> tuple[str, list[str]]:
 
 def train(args: argparse.Namespace, procs: Processes, out: Path) -> dict:
     """Create the project, train all three stages, export the bundle; returns the demo state."""
-    project = out / "project"
+    project = Path(args.project).resolve() if args.project else out / "project"
     logs = out / "logs"
     dt = CLI["deg-train"]
     if not (project / "project_config.yaml").exists():
-        if project.exists():
-            shutil.rmtree(project)
+        if project.exists() and any(project.iterdir()):
+            if args.project:
+                raise DemoError(f"{project} exists but is not a deg-train project (no project_config.yaml)")
+            shutil.rmtree(project)  # the demo's own, left half-made by an interrupted run
         names = sessions(args.sessions)
         say(
             f"== creating the project {project.relative_to(REPO) if project.is_relative_to(REPO) else project} "
@@ -254,7 +265,10 @@ def train(args: argparse.Namespace, procs: Processes, out: Path) -> dict:
     say(f"== training took {minutes:.1f} min; exporting the bundle")
     bundle = out / "bundle"
     procs.run(
-        "deg-train export", [*dt, "export", str(project), "--out", str(bundle), "--overwrite"], log=logs / "export.log"
+        "deg-train export",
+        # --quick: ONNX only (the CPU engines use it; the torch programs take most of the export time)
+        [*dt, "export", str(project), "--out", str(bundle), "--overwrite", *(["--no-torch"] if args.quick else [])],
+        log=logs / "export.log",
     )
     state = {
         "bundle": str(bundle),
@@ -378,7 +392,9 @@ def replay(args: argparse.Namespace, procs: Processes, out: Path, bundle_dir: Pa
         log=logs / "live.log",
     )
     if not wait_for_line(logs / "live.log", "warm-up", live, timeout_s=120):
-        raise DemoError(f"deg-live run did not start; see {logs / 'live.log'}")
+        if live.poll() is not None:
+            raise DemoError(f"deg-live run did not start:\n{tail(logs / 'live.log')}\n(full log: {logs / 'live.log'})")
+        say("   deg-live run is slow to warm up; going on")
     printer = EventPrinter(events, bundle.behaviours)
     from camera_adapters.video import probe
 
@@ -392,7 +408,7 @@ def replay(args: argparse.Namespace, procs: Processes, out: Path, bundle_dir: Pa
         say("== the live viewer is opening in its own window")
     elif args.viewer_png:
         # Headless: the same viewer, offscreen, saves a picture of itself near the end of the replay.
-        shot = ["--refresh", "10", "--screenshot", str(out / "viewer.png"), "--after", f"{1.0 + 0.9 * n / rate:.1f}"]
+        shot = ["--refresh", "10", "--screenshot", str(out / "viewer.png"), "--after", f"{0.5 + 0.8 * n / rate:.1f}"]
         viewer = procs.start(
             "deg-live view", view_cmd + shot, log=logs / "viewer.log", env=dict(os.environ, QT_QPA_PLATFORM="offscreen")
         )
@@ -418,7 +434,10 @@ def replay(args: argparse.Namespace, procs: Processes, out: Path, bundle_dir: Pa
     if camera_code not in (0, None):
         procs.stop(live)
         printer.close()
-        raise DemoError(f"the camera adapter failed (exit status {camera_code}); see {logs / 'camera.log'}")
+        raise DemoError(
+            f"the camera adapter failed (exit status {camera_code}):\n{tail(logs / 'camera.log')}\n"
+            f"(full log: {logs / 'camera.log'})"
+        )
     try:
         live.wait(timeout=60)
     except subprocess.TimeoutExpired:
@@ -434,7 +453,9 @@ def replay(args: argparse.Namespace, procs: Processes, out: Path, bundle_dir: Pa
                 pass
         procs.stop(viewer)
     if code not in (0, None):
-        raise DemoError(f"deg-live run failed (exit status {code}); see {logs / 'live.log'}")
+        raise DemoError(
+            f"deg-live run failed (exit status {code}):\n{tail(logs / 'live.log')}\n(full log: {logs / 'live.log'})"
+        )
     return {
         "bundle": bundle,
         "session_dir": record / session,
@@ -595,6 +616,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "~1-2 min); output in <out>/quick unless --out is given",
     )
     p.add_argument("--preset", default=None, help="training preset (default demo_cpu; tiny with --quick)")
+    p.add_argument(
+        "--project",
+        help="train in this project instead of <out>/project (created if missing; an existing one is resumed, e.g. "
+        "runs/rat_demo from scripts/train_rat.sh)",
+    )
     p.add_argument("--sessions", type=int, default=None, help="use only the first N rat sessions for training")
     p.add_argument("--retrain", action="store_true", help="train again even if a valid bundle exists")
     p.add_argument("--backend", default="auto", help="deg-live engine: auto (default), onnxruntime, torch, ...")
@@ -631,6 +657,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         bundle_dir = out / "bundle"
         state = read_state(out)
         why = bundle_ok(bundle_dir)
+        project = Path(args.project) if args.project else out / "project"
+        if why is None and not state.get("held_out") and (project / "DATA" / "split.yaml").exists():
+            held_out, test = choose_held_out(project)  # a bundle exported by hand from the project
+            state = {"bundle": str(bundle_dir), "held_out": held_out, "test": test}
         if why is None and state.get("held_out") and not args.retrain:
             say(f"== found a trained bundle in {bundle_dir}; skipping training (--retrain to train again)")
         else:
@@ -651,7 +681,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log=out / "logs" / "viewer.log",
                 env=viewer_env(),
             )
-            viewer.wait()
+            try:
+                viewer.wait()
+            except KeyboardInterrupt:  # the expected way to finish here
+                say()
         else:
             say(
                 f"   no display here: open {out / 'ethogram.png'}, or on a machine with a display run "

@@ -40,7 +40,32 @@ from deg_live.commands.run import add_engine_arguments, engine_options, parse_si
 
 logger = logging.getLogger(__name__)
 
-CANDIDATE_RATES = (5, 10, 15, 20, 25, 30, 40, 50, 60, 75, 90, 100, 120, 150, 200, 250, 300, 400, 500, 750, 1000)
+CANDIDATE_RATES = (
+    1,
+    2,
+    3,
+    5,
+    10,
+    15,
+    20,
+    25,
+    30,
+    40,
+    50,
+    60,
+    75,
+    90,
+    100,
+    120,
+    150,
+    200,
+    250,
+    300,
+    400,
+    500,
+    750,
+    1000,
+)
 SETTLE_S = 1.0
 STAGE_ORDER = ("wire", "wait", "resize", "upload", "encoder", "sequence", "postprocess", "publish")
 

@@ -130,8 +130,8 @@ def bench_engine(engine, frames: np.ndarray, *, iterations: int, warmup: int, ba
 
     Returns:
         a JSON-serialisable dict: ``describe()``, ``encoder``/``sequence``/``frame`` latency stats,
-        ``throughput`` (frames/s per batch), ``best_batch``, ``best_fps`` and ``probs`` (the streamed
-        probabilities, removed before printing).
+        ``throughput`` (frames/s per batch), ``best_batch``, ``best_fps``, and ``probs`` / ``features``
+        (the streamed outputs, for the accuracy columns; removed before printing).
     """
     from deg_live.engines.base import causal_windows
 
@@ -151,7 +151,7 @@ def bench_engine(engine, frames: np.ndarray, *, iterations: int, warmup: int, ba
     for i in range(min(warmup, len(frames))):
         stream.push(frames[i])
     stream.reset()
-    probs, per_frame, parts = [], [], {"upload": [], "encoder": [], "sequence": []}
+    probs, feats, per_frame, parts = [], [], [], {"upload": [], "encoder": [], "sequence": []}
     n = max(iterations, len(frames))
     for i in range(n):
         t0 = time.perf_counter()
@@ -159,11 +159,13 @@ def bench_engine(engine, frames: np.ndarray, *, iterations: int, warmup: int, ba
         per_frame.append(time.perf_counter() - t0)
         if i < len(frames):
             probs.append(r.probs)
+            feats.append(r.features)
         for key in parts:
             parts[key].append(r.timings.get(key, 0.0))
     result["frame"] = _stats(per_frame)
     result["frame_parts_median_ms"] = {k: float(np.median(v) * 1e3) for k, v in parts.items()}
     result["probs"] = np.stack(probs)
+    result["features"] = np.stack(feats)
 
     throughput = {}
     for b in batches:
@@ -210,10 +212,12 @@ def run(args: argparse.Namespace) -> int:
         except EngineError as err:
             print(f"{variant}: skipped ({err})")
             continue
-        probs = res.pop("probs")
+        probs, feats = res.pop("probs"), res.pop("features")
         if reference is None:
-            reference = (variant, probs)
+            reference = (variant, probs, feats)
         res["max_abs_diff_vs_reference"] = float(np.abs(probs - reference[1]).max())
+        scale = float(np.abs(reference[2]).max()) or 1.0
+        res["max_rel_feature_diff_vs_reference"] = float(np.abs(feats - reference[2]).max() / scale)
         res["reference"] = reference[0]
         results[variant] = res
     if not results:
@@ -233,7 +237,7 @@ def format_table(bundle, results: dict[str, Any]) -> str:
         f"bundle {bundle.directory.name}: {m.preset or '?'} {m.input.height}x{m.input.width}, "
         f"T={m.input.frames_per_window}, D={m.sequence.feature_size}, K={m.num_behaviours}",
         f"{'backend':18s} {'device':28s} {'encoder b1 ms':>15s} {'sequence ms':>13s} {'frame ms':>15s} "
-        f"{'offline fps (batch)':>20s} {'max|dp|':>9s}",
+        f"{'offline fps (batch)':>20s} {'max|dp|':>9s} {'max|df|/|f|':>11s}",
         f"{'':18s} {'':28s} {'median / p99':>15s} {'median':>13s} {'median / p99':>15s}",
     ]
     for variant, r in results.items():
@@ -242,7 +246,8 @@ def format_table(bundle, results: dict[str, Any]) -> str:
             f"{variant:18s} {str(r['engine'].get('device'))[:28]:28s} "
             f"{enc['median_ms']:7.2f} /{enc['p99_ms']:6.2f} {seq['median_ms']:13.3f} "
             f"{frame['median_ms']:7.2f} /{frame['p99_ms']:6.2f} "
-            f"{r['best_fps']:12.1f} ({r['best_batch']:>3d}) {r['max_abs_diff_vs_reference']:9.2g}"
+            f"{r['best_fps']:12.1f} ({r['best_batch']:>3d}) {r['max_abs_diff_vs_reference']:9.2g} "
+            f"{r['max_rel_feature_diff_vs_reference']:11.2g}"
         )
     return "\n".join(lines)
 

@@ -57,11 +57,38 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", help="engine device, e.g. cpu, cuda, cuda:1 (default: the engine's)")
     p.add_argument("--precision", choices=("fp32", "fp16", "bf16"), help="engine precision (default fp32)")
+    p.add_argument(
+        "--engine-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="backend option, e.g. threads=1 or spinning=false for onnxruntime (repeatable; see docs/engines.md)",
+    )
+
+
+def _parse_value(text: str):
+    """``"1"`` -> 1, ``"0.5"`` -> 0.5, ``"true"``/``"false"`` -> bool, anything else stays a string."""
+    lowered = text.lower()
+    if lowered in ("true", "yes", "on"):
+        return True
+    if lowered in ("false", "no", "off"):
+        return False
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
 
 
 def engine_options(args: argparse.Namespace) -> dict:
     """The engine keyword options given on the command line."""
-    options = {}
+    options: dict = {}
+    for item in getattr(args, "engine_option", None) or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise RunArgumentError(f"--engine-option {item!r}: expected KEY=VALUE, e.g. threads=1")
+        options[key.strip().replace("-", "_")] = _parse_value(value.strip())
     if getattr(args, "device", None):
         options["device"] = args.device
     if getattr(args, "precision", None):

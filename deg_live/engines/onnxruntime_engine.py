@@ -4,6 +4,8 @@ Session options: intra-op threads = the physical cores this process may use (``t
 inter-op thread, sequential execution, every graph optimisation (``ORT_ENABLE_ALL``). Options:
 
 - ``threads`` (int): intra-op threads (default: physical cores available to this process).
+- ``spinning`` (bool, default True): let idle worker threads spin between calls (lowest latency on cores kept
+  for inference; pass False when the CPU is shared with other busy processes, where spinning wastes it).
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ class OnnxRuntimeEngine(Engine):
         device: ``"cpu"`` (default) or ``"cuda"``/``"cuda:N"`` (needs onnxruntime-gpu's CUDA provider).
         precision: ``"fp32"`` only (the graphs are exported in fp32).
         threads: intra-op threads (default: physical cores available to this process).
+        spinning: let idle intra-op threads spin (False on a CPU shared with other busy processes).
     """
 
     name = "onnxruntime"
@@ -86,9 +89,11 @@ class OnnxRuntimeEngine(Engine):
         device: str | None = None,
         precision: str = "fp32",
         threads: int | None = None,
+        spinning: bool = True,
         **options: Any,
     ):
         super().__init__(bundle, device=device or "cpu", precision=precision, **options)
+        self.spinning = bool(spinning)
         try:
             import onnxruntime as ort
         except ImportError as err:
@@ -130,6 +135,8 @@ class OnnxRuntimeEngine(Engine):
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        if not self.spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             session = ort.InferenceSession(str(path), sess_options=options, providers=self.providers)
         except Exception as err:  # ORT raises its own Fail/InvalidGraph/... types
@@ -172,6 +179,7 @@ class OnnxRuntimeEngine(Engine):
             "onnxruntime": self._ort.__version__,
             "providers": self._encoder.get_providers(),
             "intra_op_threads": self.threads,
+            "spinning": self.spinning,
         }
 
     def _release(self) -> None:

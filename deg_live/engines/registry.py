@@ -46,9 +46,9 @@ CPU_PREFERENCE: tuple[tuple[str, dict[str, Any]], ...] = (
 )
 
 INSTALL_HINTS = {
-    "tensorrt": "pip install --extra-index-url https://pypi.nvidia.com tensorrt   (and an NVIDIA GPU with its driver)",
-    "torch": "pip install torch   (see https://pytorch.org for the CUDA build)",
-    "onnxruntime": "pip install onnxruntime   (or onnxruntime-gpu for the CUDA provider)",
+    "tensorrt": "pip install --extra-index-url https://pypi.nvidia.com tensorrt (on a machine with an NVIDIA GPU)",
+    "torch": "pip install torch (see https://pytorch.org for a CUDA build)",
+    "onnxruntime": "pip install onnxruntime (or onnxruntime-gpu for the CUDA provider)",
 }
 
 
@@ -149,7 +149,7 @@ def _probe(name: str) -> Availability:
     cuda_devices = tuple(f"cuda:{i}" for i in range(gpus))
     if name == "tensorrt":
         if gpus == 0:
-            reason = f"no CUDA device found; TensorRT needs an NVIDIA GPU ({INSTALL_HINTS[name]})"
+            reason = f"no CUDA device found: TensorRT needs an NVIDIA GPU; there, {INSTALL_HINTS[name]}"
             return Availability(name, False, (), reason)
         version = _installed("tensorrt")
         if version is None:

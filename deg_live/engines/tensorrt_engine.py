@@ -10,7 +10,9 @@ Safety: TensorRT is imported only inside the constructor, and only after torch h
 
 Build and cache:
 
-- FP16 by default (``precision="fp32"`` on request); FP16 changes outputs by ~1e-3..1e-2.
+- FP16 by default (``precision="fp32"`` on request); FP16 changes outputs by ~1e-3..1e-2. TensorRT 11 has no
+  FP16 builder flag (strong typing only), so the FP16 engine is built from an FP16 copy of the ONNX graph (see
+  :func:`fp16_onnx`); TensorRT 10.0-10.11 use the FP16 builder flag.
 - The encoder gets two optimisation profiles: profile 0 for streaming (batch exactly 1, the kernels tuned for
   it) and profile 1 for offline batches (``1 .. max_batch``, tuned at ``max_batch``); the sequence step one profile
   (``1 .. max_batch``, tuned at 1).
@@ -216,20 +218,32 @@ class TensorRTEngine(Engine):
         return engine
 
     def _build(self, onnx_path: Path, profiles: list[dict[str, list]]):
-        """Build a serialized plan from the ONNX file; raises with the parser's errors."""
+        """Build a serialized plan from the ONNX file; raises with the parser's errors.
+
+        Precision: TensorRT 11 removed weak typing (``BuilderFlag.FP16``) and 10.12+ offers strongly typed
+        networks, where the graph's own types decide. So for FP16 the FP32 ONNX is converted to FP16 first
+        (inputs and outputs keep their types: uint8 frames in, float32 out) and built strongly typed; only on
+        TensorRT < 10.12 is the old FP16 builder flag used instead. FP32 is built strongly typed without TF32.
+        """
         trt = self._trt
+        strongly_typed = hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
+        weak_fp16 = self.precision == "fp16" and not strongly_typed and hasattr(trt.BuilderFlag, "FP16")
+        model = onnx_path.read_bytes()
+        if self.precision == "fp16" and not weak_fp16:
+            model = fp16_onnx(model, onnx_path)
         builder = trt.Builder(self._logger)
-        network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+        flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strongly_typed else 0
+        network = builder.create_network(flags)  # explicit batch is the only mode since TensorRT 10
         parser = trt.OnnxParser(network, self._logger)
-        if not parser.parse(onnx_path.read_bytes()):
+        if not parser.parse(model):
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
             raise EngineError(f"{onnx_path}: TensorRT's ONNX parser rejected the graph: {errors or 'no details'}")
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, self.workspace_mb << 20)
-        if self.precision == "fp16":
-            if not builder.platform_has_fast_fp16:
-                log.warning("TensorRT: this GPU has no fast FP16; building FP16 anyway as requested")
+        if weak_fp16:
             config.set_flag(trt.BuilderFlag.FP16)
+        if self.precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
+            config.clear_flag(trt.BuilderFlag.TF32)  # true FP32, comparable with torch/ONNX Runtime
         for shapes in profiles:
             profile = builder.create_optimization_profile()
             for name, (lo, opt, hi) in shapes.items():
@@ -350,6 +364,29 @@ _TRT_DTYPES = {
     "DataType.INT64": "int64",
     "DataType.BOOL": "bool",
 }
+
+
+def fp16_onnx(model: bytes, source: Path) -> bytes:
+    """The ONNX graph converted to FP16 inside, its inputs and outputs keeping their types.
+
+    Uses ONNX Runtime's converter (``onnxruntime.transformers.float16``), which keeps the uint8 frame input and
+    float32 outputs and casts at the boundaries.
+
+    Raises:
+        EngineUnavailableError: onnx / onnxruntime are not installed (needed for FP16 with TensorRT >= 10.12).
+    """
+    try:
+        import onnx
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+    except ImportError as err:
+        raise EngineUnavailableError(
+            "FP16 TensorRT engines are built from an FP16 copy of the ONNX graph, which needs onnx and onnxruntime: "
+            "pip install onnx onnxruntime (or request precision='fp32')"
+        ) from err
+    graph = onnx.load_from_string(model)
+    converted = convert_float_to_float16(graph, keep_io_types=True)
+    log.info("TensorRT: converted %s to FP16 (inputs/outputs keep their types)", source.name)
+    return converted.SerializeToString()
 
 
 class TensorRTFrameStream(FrameStream):

@@ -129,10 +129,17 @@ def ethogram_image(
     return image.reshape(k * ROWS_PER_BAND, n, 3)
 
 
-def onset_frames(decisions: np.ndarray, first_frame: int = 0) -> list[tuple[int, int]]:
-    """``(frame, behaviour)`` of every rising edge of ``decisions`` ``(N, K)`` (not counting column 0)."""
+def onset_frames(decisions: np.ndarray, first_frame: int = 0, valid: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """``(frame, behaviour)`` of every rising edge of ``decisions`` ``(N, K)``.
+
+    Column 0 has no predecessor and is not an onset, nor is a column after one without data (``valid`` ``(N,)``
+    False): the first frames of a stream are not onsets.
+    """
     dec = np.asarray(decisions, dtype=bool)
     if dec.shape[0] < 2:
         return []
-    rows, cols = np.nonzero(dec[1:] & ~dec[:-1])
+    rising = dec[1:] & ~dec[:-1]
+    if valid is not None:
+        rising &= np.asarray(valid, dtype=bool)[:-1, None]
+    rows, cols = np.nonzero(rising)
     return [(int(r) + 1 + first_frame, int(c)) for r, c in zip(rows, cols, strict=True)]

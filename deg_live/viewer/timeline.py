@@ -164,7 +164,7 @@ class Timeline:
             first = self._newest - n + 1
             wanted = np.arange(first, self._newest + 1)
             slots = wanted % self.capacity
-            processed = self._frame[slots] == wanted
+            processed = (self._frame[slots] == wanted) & (wanted >= 0)
             probs = self._probs[slots].copy()
             dec = self._dec[slots].copy()
             capture = self._capture[slots].copy()

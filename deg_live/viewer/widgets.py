@@ -112,7 +112,7 @@ class ViewerWindow(QtWidgets.QWidget):
         self.ethogram.addItem(self.onset_markers)
         self.graphics.addItem(self.ethogram, row=0, col=1)
         self.traces_layout = self.graphics.addLayout(row=1, col=1)
-        self.traces_layout.setSpacing(0)
+        self.traces_layout.setSpacing(3)
         self.graphics.ci.layout.setColumnStretchFactor(0, 2)
         self.graphics.ci.layout.setColumnStretchFactor(1, 5)
         self.graphics.ci.layout.setRowStretchFactor(0, 1)
@@ -160,6 +160,7 @@ class ViewerWindow(QtWidgets.QWidget):
             plot.setMenuEnabled(False)
             plot.setMouseEnabled(x=self.review is not None, y=False)
             plot.setMinimumHeight(24)
+            plot.getViewBox().setBackgroundColor("#1b1b24")  # each trace's panel visible against the window
             plot.setYRange(0, 1, padding=0.05)
             plot.setXLink(self.ethogram)
             plot.getAxis("left").setWidth(self.ethogram.getAxis("left").width())
@@ -225,7 +226,7 @@ class ViewerWindow(QtWidgets.QWidget):
         x = (np.arange(n) + snap.first_frame - snap.newest_frame) / fps
         for i, curve in enumerate(self.curves):
             curve.setData(x, snap.probabilities[:, i])
-        onsets = onset_frames(snap.decisions, snap.first_frame)
+        onsets = onset_frames(snap.decisions, snap.first_frame, snap.valid)
         self.onset_markers.setData(
             [(f - snap.newest_frame) / fps for f, _ in onsets], [b + _DECISION_TOP for _, b in onsets]
         )
@@ -285,15 +286,23 @@ class ViewerWindow(QtWidgets.QWidget):
     def _setup_review(self, data: ReviewData) -> None:
         self._set_behaviours(data.behaviours, data.thresholds)
         fps = data.fps
-        image = ethogram_image(data.probabilities, data.decisions, self.colours, labels=data.labels)
+        # Frames inference skipped have no probability: the image holds the last one (as live does) and the
+        # traces join the processed frames; the decisions already hold (see deg_live.viewer.review).
+        finite = np.isfinite(data.probabilities)
+        seen = np.maximum.accumulate(finite.any(axis=1))
+        last = np.where(finite.any(axis=1), np.arange(data.n_frames), -1)
+        np.maximum.accumulate(last, out=last)
+        held = np.where((last >= 0)[:, None], data.probabilities[np.maximum(last, 0)], np.nan)
+        image = ethogram_image(held, data.decisions, self.colours, labels=data.labels)
         self.ethogram_item.setImage(image, levels=(0, 255), autoLevels=False, autoDownsample=True)
         self.ethogram_item.setRect(QtCore.QRectF(-0.5 / fps, 0, data.n_frames / fps, len(self.behaviours)))
         x = np.arange(data.n_frames) / fps
         for i, curve in enumerate(self.curves):
-            curve.setData(x, data.probabilities[:, i])
+            ok = finite[:, i]
+            curve.setData(x[ok], data.probabilities[ok, i])
             curve.setDownsampling(auto=True, method="peak")
             curve.setClipToView(True)
-        onsets = onset_frames(data.decisions)
+        onsets = onset_frames(data.decisions, 0, seen)
         self.onset_markers.setData([f / fps for f, _ in onsets], [b + _DECISION_TOP for _, b in onsets])
         for plot in [self.ethogram, *self.traces]:
             line = pg.InfiniteLine(pos=0, angle=90, pen=pg.mkPen("#ffffff", width=1))

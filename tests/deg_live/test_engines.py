@@ -35,16 +35,18 @@ REDUCED = {"atol": 3e-2, "rtol": 0}  # fp16 / bf16: probabilities within 0.03
 
 # (name, options, tolerance vs the torch reference); GPU variants are marked and skip without a GPU.
 VARIANTS = [
-    pytest.param("onnxruntime", {}, FP32, id="onnxruntime"),
-    pytest.param("torch", {"device": "cpu"}, FP32, id="torch-cpu"),
-    pytest.param("torch", {"device": "cpu", "precision": "bf16"}, REDUCED, id="torch-cpu-bf16"),
-    pytest.param("torch", {"device": "cuda"}, FP32, id="torch-cuda", marks=pytest.mark.cuda),
+    pytest.param(("onnxruntime", {}, FP32), id="onnxruntime"),
+    pytest.param(("torch", {"device": "cpu"}, FP32), id="torch-cpu"),
+    pytest.param(("torch", {"device": "cpu", "precision": "bf16"}, REDUCED), id="torch-cpu-bf16"),
+    pytest.param(("torch", {"device": "cuda"}, FP32), id="torch-cuda", marks=pytest.mark.cuda),
     pytest.param(
-        "torch", {"device": "cuda", "cuda_graphs": True}, FP32, id="torch-cuda-graphs", marks=pytest.mark.cuda
+        ("torch", {"device": "cuda", "cuda_graphs": True}, FP32), id="torch-cuda-graphs", marks=pytest.mark.cuda
     ),
-    pytest.param("onnxruntime", {"device": "cuda"}, FP32, id="onnxruntime-cuda", marks=pytest.mark.cuda),
-    pytest.param("tensorrt", {}, REDUCED, id="tensorrt-fp16", marks=pytest.mark.tensorrt),
-    pytest.param("tensorrt", {"precision": "fp32"}, {"atol": 1e-3, "rtol": 0}, id="tensorrt-fp32", marks=pytest.mark.tensorrt),
+    pytest.param(("onnxruntime", {"device": "cuda"}, FP32), id="onnxruntime-cuda", marks=pytest.mark.cuda),
+    pytest.param(("tensorrt", {}, REDUCED), id="tensorrt-fp16", marks=pytest.mark.tensorrt),
+    pytest.param(
+        ("tensorrt", {"precision": "fp32"}, {"atol": 1e-3, "rtol": 0}), id="tensorrt-fp32", marks=pytest.mark.tensorrt
+    ),
 ]
 
 
@@ -172,7 +174,7 @@ def test_describe_and_close(variant):
 
 def test_registry_lists_and_rejects_unknown(bundle):
     assert set(list_engines()) >= {"onnxruntime", "torch", "tensorrt"}
-    with pytest.raises(EngineError, match="known engines: auto, .*onnxruntime"):
+    with pytest.raises(EngineError, match=r"known engines: auto, .*onnxruntime"):
         create_engine(bundle, "openvino")
     with pytest.raises(EngineError, match="unknown option"):
         create_engine(bundle, "onnxruntime", turbo=True)
@@ -242,7 +244,7 @@ def test_corrupt_torch_program_is_a_clear_error(bundle_copy):
 def test_changed_file_and_newer_schema_are_refused(bundle_copy):
     with open(bundle_copy / "sequence_step.onnx", "ab") as f:
         f.write(b"\0")
-    with pytest.raises(BundleError, match="sequence_step.onnx"):
+    with pytest.raises(BundleError, match=r"sequence_step\.onnx"):
         read_bundle(bundle_copy)
     data = json.loads((bundle_copy / "manifest.json").read_text())
     data["schema_version"] = 99

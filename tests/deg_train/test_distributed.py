@@ -56,6 +56,7 @@ WORKER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_two_cpu_processes_on_gloo_end_with_identical_weights(tmp_path):
     script = tmp_path / "worker.py"

@@ -166,3 +166,14 @@ def test_infer_video_equals_streaming(encoder, tmp_path):
     csv = write_predictions_csv(predictions_path_for(tmp_path / "x.mp4"), result.decisions, BEHAVIOURS)
     text = csv.read_text().splitlines()
     assert text[0] == "," + ",".join(BEHAVIOURS) and len(text) == n + 1 and text[1].startswith("0,")
+
+
+def test_frame_cache_path_gives_identical_features(encoder, tmp_path):
+    """Reading frames from a built FrameCache (same resize) gives exactly the features of decoding the video."""
+    from deg_train.frame_cache import FrameCache
+
+    FrameCache.open(rat_video(VIDEO), tmp_path, size=SIZE, progress=False)
+    decoded = encode_video(rat_video(VIDEO), encoder, batch_size=16)
+    cached = encode_video(rat_video(VIDEO), encoder, batch_size=16, frame_cache_dir=tmp_path)
+    assert cached.timings["decode"] == 0.0  # nothing decoded
+    np.testing.assert_array_equal(decoded.features, cached.features)

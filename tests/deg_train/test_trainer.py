@@ -150,3 +150,11 @@ def test_stops_when_learning_rate_falls_below_min_lr(tmp_path):
     # lr 1e-2 -> 1e-3 -> 1e-4 -> 1e-5 < min_lr: stops after the reduction below 1e-4.
     assert "min_lr" in result.stop_reason
     assert result.epochs_run <= 5
+
+
+def test_without_validation_data_the_training_loss_decides(tmp_path):
+    model = _model()
+    result = fit(model, Regression(), Points(64, 0), None, tmp_path / "noval", _settings(epochs=3), _info())
+    assert result.epochs_run == 3 and result.best_epoch >= 0
+    assert (tmp_path / "noval" / BEST).is_file()
+    assert json.loads((tmp_path / "noval" / "done.json").read_text())["monitor"] == "train_loss"
