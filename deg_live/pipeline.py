@@ -35,7 +35,8 @@ How the window treats skipped frames (honestly): the window holds the frames act
 inference keeps up (the goal) they are consecutive camera frames, exactly as offline; when frames are skipped,
 the window spans more time than in training, and the telemetry reports the *effective stride* (mean index step
 between processed frames; 1.0 = nothing skipped) and the state messages carry the ``skipped`` count so that a
-consumer can tell. A single jump of more than ``max_gap`` frames (a long stall, a burst of lost frames) resets the
+consumer can tell. A single jump of more than ``max_gap`` frames that is also more than 4x the effective
+stride (a long stall, a burst of lost frames; not the steady stride of an overloaded pipeline) resets the
 window and the sequence state instead: features from far apart in time would mislead the sequence model.
 Postprocessing durations (``min_duration_frames``) count processed frames.
 
@@ -166,7 +167,8 @@ class LivePipeline:
             unless ``every_frame``: then the processed frames, which are all of them, are recorded).
         telemetry: where to count (a new :class:`deg_live.telemetry.Telemetry` if None).
         processors: closed-loop actions run per frame (closed by the pipeline).
-        max_gap: a jump of more than this many frames between processed frames resets the history.
+        max_gap: a jump of more than this many frames (and more than 4x the effective stride) between processed
+            frames resets the history.
         frame_size: ``(height, width)`` frames must have; None: the first frame of each stream sets it.
         idle_warn_s: warn when no frame arrived for this long.
         state_every: publish a state message every this many processed frames (1 = every frame).
@@ -409,7 +411,9 @@ class LivePipeline:
                 self._last_index = None
             else:
                 jump = frame.index - self._last_index
-                if jump - 1 > self.max_gap:
+                # Steady overload makes every step jump by the stride; only a jump well beyond it is a gap.
+                stride = self._stride_sum / self._stride_steps if self._stride_steps else 1.0
+                if jump - 1 > max(self.max_gap, 4 * stride):
                     self.telemetry.count("gap_resets")
                     self._reset_stream(f"{jump - 1} frames missing before frame {frame.index} (more than max_gap)")
                 else:

@@ -56,6 +56,7 @@ import errno
 import json
 import logging
 import re
+import shutil
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -142,7 +143,13 @@ def default_session_name(camera_id: str) -> str:
     return f"{safe}_{stamp}"
 
 
+class _LowSpace(OSError):
+    """Free space fell below the recorder's reserve: stop before a writer (HDF5 above all) hits ENOSPC."""
+
+
 def _describe_os_error(err: BaseException) -> str:
+    if isinstance(err, _LowSpace):
+        return f"the disk is full ({err.strerror})"
     code = getattr(err, "errno", None)
     if code == errno.ENOSPC:
         return "the disk is full (ENOSPC)"
@@ -254,6 +261,8 @@ class Recorder:
         fps: nominal frame rate for the video container when frames do not announce one.
         flush_s: how often buffered rows are written and flushed.
         ballast_bytes: space reserved for finalising after a full disk (0 = none).
+        min_free_bytes: stop recording when the disk has less free space than this (default: ``ballast_bytes``),
+            so that the HDF5 library never meets a full disk (it does not survive one well).
         metadata: extra JSON-safe facts kept in ``<session>_recording.json`` (bundle path, backend ...).
 
     Raises:
@@ -273,6 +282,7 @@ class Recorder:
         fps: float = 30.0,
         flush_s: float = 1.0,
         ballast_bytes: int = 8 << 20,
+        min_free_bytes: int | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
         if codec not in VIDEO_CODECS:
@@ -289,6 +299,7 @@ class Recorder:
         self.codec = codec
         self.fps = float(fps)
         self.flush_s = float(flush_s)
+        self.min_free_bytes = int(ballast_bytes if min_free_bytes is None else min_free_bytes)
         self.folder = Path(directory) / session
         if (self.folder / f"{session}_recording.json").exists():
             raise RecorderError(f"{self.folder} already holds a recording; choose another --session or directory")
@@ -322,6 +333,7 @@ class Recorder:
         self.source_ended: str | None = None
         self._frame_side_done = False
         self._main_side_done = False
+        self._video_broken = False
         self._pending: collections.deque[tuple] = collections.deque()  # frame rows not yet complete in the video
 
         # Buffered outputs rows (main thread), flushed to HDF5 once a second.
@@ -464,6 +476,7 @@ class Recorder:
             self.frames_dropped += 1
             return False
         try:
+            self._check_space()
             if self._video is None:
                 fps = frame.fps if frame.fps else self.fps
                 self._video = _VideoWriter(self.video_path, rgb.shape[1], rgb.shape[0], fps, self.codec)
@@ -493,10 +506,22 @@ class Recorder:
             self._write_complete_rows()
             self._flush_frames()
         except OSError as err:
+            if not isinstance(err, _LowSpace):
+                self._video_broken = True  # a write into the video failed: do not write to it again
             self._fail(err, self.video_path)
             self._finish_frame_side()
             return False
         return True
+
+    def _check_space(self) -> None:
+        """Raise :class:`_LowSpace` when free space is below ``min_free_bytes``."""
+        if self.min_free_bytes <= 0:
+            return
+        free = shutil.disk_usage(self.folder).free
+        if free < self.min_free_bytes:
+            raise _LowSpace(
+                errno.ENOSPC, f"{free / 1e6:.2f} MB free, below the {self.min_free_bytes / 1e6:.2f} MB reserve"
+            )
 
     def _write_complete_rows(self) -> None:
         """Frame-table rows of the frames now completely in the video file."""
@@ -524,12 +549,12 @@ class Recorder:
             return
         self._frame_side_done = True
         if self._video is not None:
-            if self.failed is None:
+            if not self._video_broken:
                 try:
                     self._video.close()  # flushes the encoder: its last frames go in
                 except OSError as err:
                     self._fail(err, self.video_path)
-            # After a failure: no encoder flush (it would eat the room kept for the other files).
+            # After a write error in the video itself: no encoder flush, just close what is there.
             self._video.abandon()
         try:
             if self._frames_file is not None and self._video is not None:
@@ -612,6 +637,7 @@ class Recorder:
             self._finish_main_side()
             return
         try:
+            self._check_space()
             self._write_rows()
         except OSError as err:
             self._fail(err, self.outputs_path)

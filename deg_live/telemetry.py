@@ -235,6 +235,10 @@ class Telemetry:
         span = self._recent_times[-1] - self._recent_times[0]
         return (len(self._recent_times) - 1) / span if span > 0 else 0.0
 
+    def recent_values(self, stage: str) -> np.ndarray:
+        """The rolling window's raw values of ``stage`` (seconds, oldest first)."""
+        return np.asarray(self._recent.get(stage, ()), dtype=np.float64)
+
     def recent(self, stage: str) -> dict[str, float]:
         """Exact ``{count, p50_ms, p99_ms, max_ms}`` of ``stage`` over the rolling window."""
         return _stats_ms(np.asarray(self._recent.get(stage, ()), dtype=np.float64))

@@ -98,7 +98,6 @@ class FlowConfig:
     smooth_weight_multiplier: float = 1.0
     flow_sparsity: bool = False
     sparsity_weight: float = 0.0
-    flow_max: float = 5.0
     params: dict[str, Any] = field(default_factory=dict)
 
 

@@ -196,20 +196,24 @@ def run(args: argparse.Namespace) -> int:
     def on_signal(signum, _frame):
         stop.set()
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with Listener(
+        listener = Listener(
             args.events,
             camera=args.camera,
             behaviours=args.behaviour,
             trigger=trigger,
             offsets=args.offsets,
             as_json=args.json,
-        ) as listener:
-            print(
-                f"listening on {args.events} ({'serial ' + args.serial if trigger else 'print only'}); Ctrl-C stops",
-                file=sys.stderr,
-            )
+        )
+    except BaseException:
+        if trigger is not None:
+            trigger.close()
+        raise
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with listener:
+            what = f"serial {args.serial} {args.line.upper()}" if trigger else "print only"
+            print(f"listening on {args.events} ({what}); Ctrl-C stops", file=sys.stderr)
             listener.listen(count=args.count, timeout=args.timeout, stop=stop)
             print(listener.summary(), file=sys.stderr)
     finally:

@@ -135,7 +135,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--record-reserve-mb",
         type=float,
         default=8.0,
-        help="disk space the recorder reserves to finalise its files if the disk fills up (default 8 MB)",
+        help="the recorder stops when less than this is free, and keeps as much again in reserve to finalise its "
+        "files (default 8 MB)",
     )
     p.add_argument(
         "--processor",

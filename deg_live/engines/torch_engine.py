@@ -7,6 +7,8 @@ Options:
 - ``cuda_graphs`` (bool, CUDA only, default False): capture the whole per-frame step of a stream (window gather,
   encoder, sequence step, state update) in one CUDA graph and replay it per frame; falls back (logged) to eager
   when capture fails.
+- ``channels_last`` (bool, default True on the CPU): store 4-D weights channels-last, which makes oneDNN's
+  convolutions faster on x86 CPUs (measured ~25% for deg_f at 128x128).
 - ``precision``: ``fp32``; ``bf16`` (autocast; on CPUs with avx512_bf16/AMX, and on CUDA); ``fp16`` (autocast,
   CUDA only). Reduced precisions change the outputs by ~1e-2: check with ``deg-live bench-engine``.
 
@@ -59,6 +61,7 @@ class TorchEngine(Engine):
         precision: ``"fp32"`` (default), ``"bf16"`` or ``"fp16"`` (CUDA); autocast around both graphs.
         threads: torch intra-op threads for this process (default: unchanged).
         cuda_graphs: replay each stream's per-frame step as a CUDA graph (CUDA only).
+        channels_last: channels-last 4-D weights (default: on the CPU).
     """
 
     name = "torch"
@@ -72,6 +75,7 @@ class TorchEngine(Engine):
         precision: str = "fp32",
         threads: int | None = None,
         cuda_graphs: bool = False,
+        channels_last: bool | None = None,
         **options: Any,
     ):
         super().__init__(bundle, device=device or "cpu", precision=precision, **options)
@@ -101,6 +105,7 @@ class TorchEngine(Engine):
         if cuda_graphs and not self.cuda_graphs:
             log.info("cuda_graphs ignored: the torch engine runs on %s", self.device)
         self.threads = torch.get_num_threads()
+        self.channels_last = self._device.type == "cpu" if channels_last is None else bool(channels_last)
         self._encoder = self._load("encoder")
         self._sequence = self._load("sequence")
 
@@ -129,7 +134,13 @@ class TorchEngine(Engine):
             )
         if self._device.type != "cpu":
             program = torch.export.passes.move_to_device_pass(program, self._device)
-        return program.module()
+        module = program.module()
+        if self.channels_last:
+            with torch.no_grad():
+                for p in [*module.parameters(), *module.buffers()]:
+                    if p.dim() == 4:
+                        p.data = p.data.contiguous(memory_format=torch.channels_last)
+        return module
 
     def _spec(self, graph: str):
         manifest = self.bundle.manifest
@@ -213,6 +224,7 @@ class TorchEngine(Engine):
             "torch": torch.__version__,
             "threads": self.threads,
             "cuda_graphs": self.cuda_graphs,
+            "channels_last": self.channels_last,
             "bf16_native": cpu_has_bf16() if self._device.type == "cpu" else None,
         }
 

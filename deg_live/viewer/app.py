@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from deg_live.viewer.receiver import StreamReceiver
+    from deg_live.viewer.review import ReviewData
 
 logger = logging.getLogger(__name__)
 
@@ -23,14 +29,14 @@ def qt_application():
 
 def run_viewer(
     *,
-    receiver=None,
-    review=None,
+    receiver: StreamReceiver | None = None,
+    review: ReviewData | None = None,
     seconds: float = 20.0,
     refresh_hz: float = 30.0,
     screenshot: str | Path | None = None,
     screenshot_after_s: float = 2.0,
     duration_s: float | None = None,
-    thresholds=None,
+    thresholds: Sequence[float] | None = None,
 ) -> int:
     """Open the window and run the Qt event loop until it is closed (or ``duration_s`` passed).
 

@@ -25,6 +25,7 @@ import numpy as np
 import pyqtgraph as pg
 from pyqtgraph.Qt import QtCore, QtGui, QtWidgets
 
+from deg_live.viewer.receiver import StreamReceiver
 from deg_live.viewer.render import (
     DECISION_ROWS,
     ROWS_PER_BAND,
@@ -56,7 +57,7 @@ class ViewerWindow(QtWidgets.QWidget):
     def __init__(
         self,
         *,
-        receiver=None,
+        receiver: StreamReceiver | None = None,
         review: ReviewData | None = None,
         seconds: float = 20.0,
         refresh_hz: float = 30.0,

@@ -142,7 +142,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         default=None,
         metavar="PX",
-        help="flow magnitude in pixels shown fully saturated (default: the run's flow.flow_max)",
+        help="flow magnitude in pixels per frame shown fully saturated (default: the 99th percentile of the "
+        "magnitudes shown, printed)",
     )
     p.add_argument("--device", default="auto", metavar="DEV", help="torch device: auto (default), cpu, cuda")
     p.set_defaults(func=_flow_viz)
@@ -267,8 +268,6 @@ def render_flow_visualisation(
     model, meta = load_flow_generator(run)
     config = meta.get("config") or {}
     size = tuple((config.get("data") or {}).get("size", (128, 128)))
-    if max_flow is None:
-        max_flow = float((config.get("flow") or {}).get("flow_max", 5.0))
     T = int(model.num_frames)
     model.to(device)
     mean, std = model_normalisation(model)
@@ -285,14 +284,19 @@ def render_flow_visualisation(
     # Causal windows: the clip for frame t is t-T+1 .. t, frame 0 repeated before the video's start.
     index = np.arange(start, stop)[:, None] + np.arange(-(T - 1), 1)[None, :]
     windows = decoded[np.clip(index, 0, None) - first]  # (N, T, H, W, 3)
-    tiles = []
+    flows = []
     with torch.inference_mode():
         for i in range(0, len(windows), batch_size):
             clip = torch.from_numpy(np.ascontiguousarray(windows[i : i + batch_size]))
             x = prepare_clips(clip, device, mean=mean, std=std)
             flow = upsample_flow(model(x)[0].float(), (int(size[0]), int(size[1])))[:, -2:]  # last pair: t-1 -> t
-            for j in range(flow.shape[0]):
-                tiles.append(np.concatenate([windows[i + j, -1], flow_to_rgb(flow[j].cpu(), max_flow)], axis=1))
+            flows.append(flow.cpu().numpy())
+    flow_all = np.concatenate(flows)  # (N, 2, H, W), pixels at the run's size
+    if max_flow is None:
+        # One colour scale for the whole output: the 99th percentile of the speeds shown.
+        max_flow = float(np.quantile(np.hypot(flow_all[:, 0], flow_all[:, 1]), 0.99)) or 1.0
+    log.info("flow colour scale: %.3g px per frame = full saturation", max_flow)
+    tiles = [np.concatenate([windows[k, -1], flow_to_rgb(flow_all[k], max_flow)], axis=1) for k in range(len(windows))]
     scale = max(1, int(np.ceil(256 / tiles[0].shape[0])))
     tiles = [t.repeat(scale, 0).repeat(scale, 1) for t in tiles]
     name = Path(video).stem
@@ -348,7 +352,7 @@ def _flow_viz(args: argparse.Namespace) -> int:
             raise UserFacingError(f"--video {args.video}: no such file (and no project to look the name up in)")
         video = project.video(args.video).video_path
     device = str(resolve_device(args.device))
-    for path in render_flow_visualisation(
+    paths = render_flow_visualisation(
         run,
         video,
         args.out,
@@ -357,6 +361,7 @@ def _flow_viz(args: argparse.Namespace) -> int:
         fmt=args.format,
         max_flow=args.max_flow,
         device=device,
-    ):
+    )
+    for path in paths:
         print(path)
     return 0

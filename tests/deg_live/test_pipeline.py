@@ -4,6 +4,8 @@ processors."""
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import shutil
 import subprocess
@@ -23,6 +25,7 @@ from deg_live.engines import create_engine
 from deg_live.events import EventPublisher, EventSubscriber, StateMessage
 from deg_live.pipeline import LivePipeline
 from deg_live.processors import Processor
+from deg_live.telemetry import Telemetry, TelemetryPrinter
 
 
 @pytest.fixture(scope="session")
@@ -185,9 +188,9 @@ def test_overload_skips_frames_instead_of_queueing(tiny, tmp_path):
     assert c["skipped"] > c["processed"]  # most frames were skipped on purpose, counted apart from ...
     assert c["lost"] < c["skipped"] / 2  # ... the few the in-process camera's live queue replaced under load
     # Never queued: the newest frame waited at most about one inference period, not a growing backlog.
-    wait = np.asarray(pipeline.telemetry._recent["wait"])
+    wait = pipeline.telemetry.recent_values("wait")
     assert np.median(wait) < 0.06, np.median(wait)
-    e2e = np.asarray(pipeline.telemetry._recent["end_to_end"])
+    e2e = pipeline.telemetry.recent_values("end_to_end")
     assert np.percentile(e2e[len(e2e) // 2 :], 90) < 0.25
     assert pipeline.telemetry.gauges["effective_stride"] > 2
     # State messages say how many frames were skipped.
@@ -235,3 +238,54 @@ def test_record_without_lossless_path_is_refused(tiny, tmp_path):
     with Recorder(tmp_path / "rec", "cam0", bundle.behaviours, bundle.thresholds, ballast_bytes=0) as recorder:
         with pytest.raises(PipelineError, match="lossless"):
             LivePipeline(bundle, free_endpoint(tmp_path, "f"), backend="onnxruntime", recorder=recorder)
+
+
+def test_telemetry_histogram_summary_files_and_line(tmp_path):
+    clock = [0.0]
+    telemetry = Telemetry(window=50, clock=lambda: clock[0])
+    rng = np.random.default_rng(0)
+    values = rng.lognormal(np.log(0.01), 0.5, 2000)  # ~10 ms, heavy tail
+    for v in values:
+        clock[0] += 1 / 200
+        telemetry.record_frame({"encoder": v, "end_to_end": 2 * v})
+    telemetry.count("skipped", 3)
+    telemetry.set_gauge("effective_stride", 1.5)
+    summary = telemetry.summary()
+    enc = summary["stages"]["encoder"]
+    assert enc["count"] == 2000 and summary["counters"]["processed"] == 2000
+    for q in (50, 90, 99):  # the log histogram's percentiles are within its 2.3 % bins
+        assert abs(enc[f"p{q}_ms"] / (np.percentile(values, q) * 1e3) - 1) < 0.03
+    assert abs(enc["max_ms"] - values.max() * 1e3) < 1e-3
+    assert len(telemetry.recent_values("encoder")) == 50
+    assert abs(telemetry.rate() - 200) < 1
+    line = telemetry.line()
+    assert "200.0 fps" in line and "skipped 3" in line and "stride 1.50" in line
+    json_path, csv_path = telemetry.save(tmp_path)
+    saved = json.loads(json_path.read_text())
+    assert saved["schema_version"] == 1 and saved["gauges"]["effective_stride"] == 1.5
+    rows = csv_path.read_text().splitlines()
+    assert rows[0].startswith("t_s,processed_fps") and len(rows) == 1 + 9  # one row per second of the run
+    # The printer: one log line per period when not on a terminal; messages at once.
+    out = io.StringIO()
+    printer = TelemetryPrinter(telemetry, out, log_every_s=3600)
+    assert printer.maybe_print() is False
+    assert printer.maybe_print("waiting for frames") is True
+    assert out.getvalue() == "deg-live waiting for frames\n"
+
+
+def test_bench_command_reports_latency_rates_and_stages(tiny, tmp_path):
+    report_path = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "deg_live.cli", "bench", "--bundle", str(tiny.path), "--size", "160x120",
+         "--backend", "onnxruntime", "--engine-option", "threads=1", "--rate", "20", "--duration", "2",
+         "--json", str(report_path)],
+        capture_output=True, text=True, cwd=REPO, timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "publish->publish ms" in proc.stdout and "where the time goes" in proc.stdout
+    report = json.loads(report_path.read_text())
+    trial = report["trials"][0]
+    assert trial["rate_fps"] == 20 and trial["processed"] >= 20
+    assert 0 < trial["publish_to_publish"]["median_ms"] <= trial["publish_to_publish"]["p99_ms"] < 2000
+    assert {"wire", "resize", "encoder", "sequence", "postprocess", "publish"} <= set(trial["stages"])
+    assert report["unpaced_fps"] > 20

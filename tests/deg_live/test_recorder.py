@@ -233,9 +233,11 @@ def _check_full_disk(rc, out, err, folder: Path, why: str):
     assert 0 < info["frames_written"] < n_video
     data = read_recording(folder)  # everything that was written is readable
     kept = probe(folder / "full.mp4").n_frames
-    # The frame table lists exactly the frames the video holds: every frame from the first, in order.
-    assert kept == info["frames_written"] == len(data["frames"]["frame_index"])
-    assert list(data["frames"]["frame_index"]) == list(range(kept))
+    # The frame table lists the frames the video holds (never one it lacks): every frame from the first, in
+    # order; after a write error in the video, its last fragment may still have made it without its row.
+    written = info["frames_written"]
+    assert len(data["frames"]["frame_index"]) == written <= kept <= written + 1
+    assert list(data["frames"]["frame_index"]) == list(range(written))
     with VideoReader(folder / "full.mp4") as video:
         video[kept - 1]
     return info
@@ -243,7 +245,7 @@ def _check_full_disk(rc, out, err, folder: Path, why: str):
 
 def test_disk_full_on_a_real_filesystem_stops_recording_keeps_inference(tiny, tmp_path):
     mount = tmp_path / f"tmpfs-{uuid.uuid4().hex[:6]}"
-    if not _mount_tmpfs(mount, "512k"):
+    if not _mount_tmpfs(mount, "1m"):
         pytest.skip("cannot mount a tmpfs here (needs root); test_disk_full_file_size_limit covers the rest")
     try:
         rc, out, err = _full_disk_run(tiny, tmp_path, mount)
