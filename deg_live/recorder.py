@@ -40,9 +40,10 @@ lossless receiver (its own socket, flow-controlled by the camera adapter: nothin
 overloaded, and if the recorder itself cannot keep up the camera adapter says so loudly). Predictions and events
 are handed over by the pipeline's main loop and written there (buffered, an HDF5 append once a second).
 
-Faults: any ``OSError`` while writing (a full disk: ENOSPC; a file size limit; a vanished drive) stops the
-recording loudly (an ERROR log line naming the file and what was kept) and leaves every file valid up to what
-was written; inference and events go on. :meth:`Recorder.close` finalises everything and is idempotent; the run
+Faults: free space below ``min_free_bytes`` (checked before each frame and each HDF5 flush, so that HDF5 never
+meets a full disk: it does not survive one) or any ``OSError`` while writing (ENOSPC, EFBIG, a vanished drive)
+stops the recording loudly (an ERROR log line naming the file and what was kept) and leaves every file valid up
+to what was written; inference and events go on. :meth:`Recorder.close` finalises everything and is idempotent; the run
 command calls it from its SIGINT/SIGTERM handlers' path, so Ctrl-C and ``kill`` leave complete files.
 """
 
@@ -330,6 +331,7 @@ class Recorder:
         self._source: LosslessSource | None = None
         self._stop = threading.Event()
         self._drain_deadline = 0.0
+        self._stop_time_ns = 0
         self.source_ended: str | None = None
         self._frame_side_done = False
         self._main_side_done = False
@@ -433,17 +435,25 @@ class Recorder:
         self._thread.start()
 
     def _frame_loop(self) -> None:
+        """Write every frame the source gives, across stream ends and restarts, until :meth:`close`.
+
+        On close, the frames captured before the stop request that are still on their way are written too (up to
+        a deadline): the lossless path may lag behind inference.
+        """
         source = self._source
         while True:
-            # After close() asked to stop, keep writing what is already waiting (up to a deadline), then stop.
-            if self._stop.is_set() and time.monotonic() > self._drain_deadline:
+            stopping = self._stop.is_set()
+            if stopping and time.monotonic() > self._drain_deadline:
+                logger.warning("recorder: stopped draining after the deadline; later frames were not recorded")
                 break
             try:
                 frame = source.recv(timeout=0.2)
             except EndOfStream as end:
                 self.source_ended = end.reason
                 logger.info("recorder: the frame stream ended (%s); %d frames", end.reason, self.frames_written)
-                break
+                if stopping or self._stop.is_set():
+                    break
+                continue  # a new stream may follow (the camera adapter restarted): keep recording
             except UserFacingError as err:  # a malformed message: the receiver counts it; keep going
                 logger.warning("recorder: %s", err)
                 continue
@@ -452,10 +462,12 @@ class Recorder:
                 break
             if frame is None:
                 if self._stop.is_set():
-                    break
+                    break  # nothing more on its way
                 if self.failed is not None:
                     self._finish_frame_side()
                 continue
+            if self._stop.is_set() and frame.capture_time_ns > self._stop_time_ns:
+                break  # captured after the stop request: not part of this recording
             self.write_frame(frame)
         self._flush_frames(force=True)
 
@@ -718,7 +730,7 @@ class Recorder:
         """``recording``, then ``complete``, ``interrupted`` or ``failed``."""
         return self._status
 
-    def close(self, status: str | None = None, telemetry: Any = None, timeout: float = 10.0) -> None:
+    def close(self, status: str | None = None, telemetry: Any = None, timeout: float = 30.0) -> None:
         """Finalise every file (idempotent).
 
         Stops the frame thread (after it wrote what it had), flushes the video, writes the last outputs,
@@ -728,12 +740,14 @@ class Recorder:
             status: ``"complete"`` (default), or ``"interrupted"`` (Ctrl-C/SIGTERM); ``"failed"`` is set for you
                 after a write error.
             telemetry: a :class:`deg_live.telemetry.Telemetry` to save beside the recording, or None.
-            timeout: seconds to wait for the frame thread to finish writing what it has.
+            timeout: seconds to wait for the frame thread to write the frames captured before this call that are
+                still on their way (the lossless path may lag behind inference).
         """
         if self._closed:
             return
         self._closed = True
-        self._drain_deadline = time.monotonic() + min(timeout / 2, 3.0)
+        self._drain_deadline = time.monotonic() + max(timeout - 2.0, 1.0)
+        self._stop_time_ns = time.time_ns()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)

@@ -220,6 +220,24 @@ def resolve_sequence_run(project: Any, run: str | os.PathLike | LoadedSequence |
     return runs[-1]
 
 
+def recorded_comparison(project: Any, sequence_run: Any) -> Path | None:
+    """The centred run ``train-all`` trained beside ``sequence_run`` (from ``models/train_all.json``), if any."""
+    from deg_train.pipeline import STATE_FILE
+
+    path = Path(project.models_dir) / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        stages = json.loads(path.read_text(encoding="utf-8")).get("stages", {})
+    except (OSError, json.JSONDecodeError):
+        return None
+    run = Path(getattr(sequence_run, "run_dir", None) or sequence_run)
+    causal, centred = stages.get("sequence", {}), stages.get("sequence_centred", {})
+    if causal.get("run") and Path(causal["run"]).resolve() == run.resolve() and centred.get("done"):
+        return Path(centred["run"])
+    return None
+
+
 def _split(project: Any):
     split = project.load_split()
     if split is None:

@@ -146,13 +146,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help='in-process closed-loop action, e.g. "print" or "serial port=/dev/ttyUSB0 line=dtr behaviour=grooming" '
         "or package.module:Class (repeatable)",
     )
-    p.add_argument("--max-gap", type=int, default=30, help="reset the history after a jump of more frames (default 30)")
+    p.add_argument(
+        "--max-gap",
+        type=int,
+        default=30,
+        help="reset the history after a jump of more frames (and more than 4x the stride; default 30)",
+    )
     p.add_argument("--frame-size", type=parse_size, metavar="WxH", help="drop frames of any other size")
     p.add_argument("--max-frames", type=int, help="stop after processing this many frames")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--exit-at-end", action="store_true", help="stop when the camera adapter ends its stream")
     p.add_argument("--telemetry", metavar="DIR", help="also save telemetry.json/.csv into DIR")
-    p.add_argument("--warmup", type=int, default=10, help="warm-up iterations before subscribing (default 10)")
+    p.add_argument("--warmup", type=int, default=10, help="warm-up iterations before the first frame (default 10)")
     p.add_argument("--quiet", action="store_true", help="no live telemetry line")
     p.set_defaults(func=run)
 

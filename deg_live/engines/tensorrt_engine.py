@@ -129,7 +129,8 @@ class TensorRTEngine(Engine):
         stream = torch.cuda.current_stream(self._device)
         # Offline encoder context on profile 1; streaming contexts are made per FrameStream on profile 0.
         self._enc_ctx = self._enc_engine.create_execution_context()
-        self._enc_ctx.set_optimization_profile_async(1, stream.cuda_stream)
+        if not self._enc_ctx.set_optimization_profile_async(1, stream.cuda_stream):
+            raise EngineError(f"TensorRT refused the offline optimisation profile: {self._logger.errors()}")
         self._seq_ctx = self._seq_engine.create_execution_context()
         self._frames_name = frames
         # Buffers for offline batches, allocated once at max_batch.
@@ -404,7 +405,8 @@ class TensorRTFrameStream(FrameStream):
         dev = engine._device
         t = engine.frames_per_window
         self._ctx = engine._enc_engine.create_execution_context()
-        self._ctx.set_optimization_profile_async(0, engine._stream_handle)
+        if self._ctx is None or not self._ctx.set_optimization_profile_async(0, engine._stream_handle):
+            raise EngineError(f"TensorRT could not make a streaming context: {engine._logger.errors()}")
         self._ring = torch.zeros((t, *engine.frame_shape), dtype=torch.uint8, device=dev)
         self._window = torch.zeros((1, *engine.window_shape), dtype=torch.uint8, device=dev)
         self._order = torch.zeros(t, dtype=torch.long, device=dev)

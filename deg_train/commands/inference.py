@@ -145,10 +145,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--compare",
-        default=None,
+        default="auto",
         metavar="RUN",
-        help="a second sequence run (e.g. the centred, non-causal one) reported side by side: how much "
-        "F1 causality costs and how many frames of onset delay it adds",
+        help="a second sequence run (e.g. the centred, non-causal one) reported side by side: how much F1 "
+        "causality costs and how many frames of onset delay it adds. Default 'auto': the centred run train-all "
+        "trained beside the evaluated run, if any; 'none' for no comparison",
     )
     p.add_argument(
         "--part",
@@ -262,14 +263,16 @@ def _infer(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from deg_train.evaluate import evaluate_run
+    from deg_train.evaluate import evaluate_run, recorded_comparison, resolve_sequence_run
 
     device = _setup(args)
     project = _open_project(args.project)
+    run = resolve_sequence_run(project, args.sequence_run)
+    compare = {"auto": recorded_comparison(project, run), "none": None}.get(args.compare, args.compare)
     report = evaluate_run(
         project,
-        args.sequence_run,
-        compare_run=args.compare,
+        run,
+        compare_run=compare,
         part=args.part,
         repick=args.pick_thresholds,
         out_dir=Path(args.out) if args.out else None,

@@ -196,12 +196,15 @@ def test_tensorrt_without_gpu_says_what_to_install(bundle):
 
 def test_auto_picks_and_logs_why(bundle, caplog):
     caplog.set_level(logging.INFO, logger="deg_live.engines.registry")
-    name, _, reason = choose_auto()
+    name, options, reason = choose_auto(bundle)
     with create_engine(bundle, "auto") as engine:
-        assert engine.name == name
+        assert engine.name == name and engine.precision == options.get("precision", engine.precision)
     assert any("engine auto: chose" in r.getMessage() and reason in r.getMessage() for r in caplog.records)
     if cuda_device_count() == 0:
-        assert name in ("onnxruntime", "torch") and engine.device == "cpu"
+        from deg_live.engines.torch_engine import cpu_has_bf16
+
+        assert engine.device == "cpu"
+        assert (name, options.get("precision")) == (("torch", "bf16") if cpu_has_bf16() else ("onnxruntime", None))
 
 
 def test_engines_do_not_import_torch_or_tensorrt():
@@ -262,3 +265,6 @@ def test_torch_engine_needs_the_exported_program(bundle_copy):
         create_engine(bundle, "torch")
     with create_engine(bundle, "onnxruntime") as engine:  # the ONNX path still works
         assert engine.encode(np.zeros((1, 3, *SIZE, 3), np.uint8))[0].shape[0] == 1
+    if cuda_device_count() == 0:  # auto passes over torch for this bundle, and says why
+        name, _, reason = choose_auto(bundle)
+        assert name == "onnxruntime" and ".pt2" in reason

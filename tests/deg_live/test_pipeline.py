@@ -169,11 +169,17 @@ def test_faults_malformed_wrong_size_restart_gap_and_silence(tiny, tmp_path, cap
 def test_overload_skips_frames_instead_of_queueing(tiny, tmp_path):
     """A camera at 100 fps, inference held to ~25 fps: frames are skipped and counted, the delay does not grow."""
     frames_ep, events_ep = free_endpoint(tmp_path, "frames"), free_endpoint(tmp_path, "events")
+    state_ep = free_endpoint(tmp_path, "state")
     source = create_source("synthetic", {"width": 64, "height": 48, "fps": 100})
     pipeline = LivePipeline(
-        tiny.path, frames_ep, backend="onnxruntime", events_endpoint=events_ep, processors=[Collect(delay_s=0.04)]
+        tiny.path,
+        frames_ep,
+        backend="onnxruntime",
+        events_endpoint=events_ep,
+        state_endpoint=state_ep,  # state on its own socket
+        processors=[Collect(delay_s=0.04)],
     )
-    states = EventSubscriber(events_ep, ["state/"])
+    states = EventSubscriber(state_ep, ["state/"])
     received = []
     try:
         with CameraThread(source, frames_ep, start_delay_s=0.3):
