@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from camera_adapters.errors import UserFacingError
 from camera_adapters.sources.base import FrameSource, SourceError, SourceTimeout
@@ -180,6 +181,10 @@ class FramePublisher:
                 self._live.close(linger=0)
                 self._ctx.term()
                 raise
+            # Watch receivers connect and go: on close we wait for them to leave (they do after the end message),
+            # because ZeroMQ drops whatever a receiver has not read yet when the binding side closes.
+            self._lossless_monitor = self._lossless.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+            self._lossless_peers = 0
             self._lossless_thread = threading.Thread(
                 target=self._lossless_loop, name=f"pub-lossless-{camera_id}", daemon=True
             )
@@ -383,9 +388,35 @@ class FramePublisher:
                     self._lossless_dropped,
                     self.lossless_endpoint,
                 )
-            self._lossless.close(linger=0)
+            self._wait_for_lossless_receivers(deadline)
+            self._lossless.disable_monitor()
+            self._lossless_monitor.close(linger=0)
+            self._lossless.close(linger=int(max(0.0, deadline - time.monotonic()) * 1000))
         self._live.close(linger=200)
         self._ctx.term()
+
+    def _wait_for_lossless_receivers(self, deadline: float) -> None:
+        """Keep the lossless socket open until every receiver has disconnected, or until ``deadline``.
+
+        Frames handed to ZeroMQ may still be in flight (its queues, the kernel's socket buffer) when the publisher
+        is done; closing the binding socket then would lose them silently. A receiver disconnects once it has read
+        the end-of-stream message, so its leaving proves it has everything.
+        """
+        while True:
+            timeout_ms = int(max(0.0, deadline - time.monotonic()) * 1000)
+            if not self._lossless_monitor.poll(timeout_ms if self._lossless_peers > 0 else 0):
+                break
+            event = recv_monitor_message(self._lossless_monitor)
+            if event["event"] == zmq.EVENT_ACCEPTED:
+                self._lossless_peers += 1
+            elif event["event"] == zmq.EVENT_DISCONNECTED:
+                self._lossless_peers -= 1
+        if self._lossless_peers > 0:
+            log.warning(
+                "lossless path: a receiver on %s was still connected when the drain time ran out; "
+                "frames it had not read yet may be lost (raise --drain-timeout)",
+                self.lossless_endpoint,
+            )
 
     def __enter__(self) -> FramePublisher:
         return self

@@ -14,7 +14,7 @@ import sys
 from camera_adapters.errors import UserFacingError
 
 # Modules under deg_live.commands, in the order their commands appear in --help.
-COMMAND_MODULES = ("run", "bench", "listen", "view")
+COMMAND_MODULES = ("run", "listen", "view", "bench", "bench_engine")
 
 
 def build_parser() -> argparse.ArgumentParser:

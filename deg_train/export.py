@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from camera_adapters.errors import UserFacingError
 from deg_live.bundle import (
@@ -97,6 +99,7 @@ def export_bundle(
     tolerance: Tolerance = Tolerance(),
     example_frames: np.ndarray | None = None,
     opset: int | None = None,
+    progress: bool | None = None,
 ) -> Bundle:
     """Write a model bundle from a frame encoder and a sequence step.
 
@@ -119,6 +122,7 @@ def export_bundle(
         tolerance: how close ONNX Runtime and the reloaded programs must be to the torch modules.
         example_frames: ``(N, H, W, 3) uint8`` real frames to check with (default: random frames).
         opset: ONNX opset (default: the exporter's).
+        progress: show a progress bar over the export steps (default: when stderr is a terminal).
 
     Returns:
         the written bundle, read back and verified.
@@ -151,27 +155,43 @@ def export_bundle(
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    bar = tqdm(
+        total=6,
+        desc=f"export {out.name}",
+        unit="step",
+        disable=not (sys.stderr.isatty() if progress is None else progress),
+    )
     try:
         enc_files = {"onnx": ENCODER_ONNX}
         seq_files = {"onnx": SEQUENCE_ONNX}
         batch = _batch_dim()
+        bar.set_postfix_str("torch.export")
         enc_ep = _torch_export(encoder, (torch.from_numpy(frames),), ({0: batch},), "encoder")
         # BatchFirstStep.forward(feature, *state): the state is one nested group for torch.export.
         seq_args = (features.detach().clone(), *[s.detach().clone() for s in state])
         seq_dims = ({0: batch}, tuple({0: batch} for _ in state))
         seq_ep = _torch_export(sequence_step, seq_args, seq_dims, "sequence step")
+        bar.update()
+        bar.set_postfix_str("ONNX encoder")
         _onnx_export(enc_ep, tmp / ENCODER_ONNX, ["frames"], ["features", "logits"], opset)
+        bar.update()
+        bar.set_postfix_str("ONNX sequence step")
         state_out = [f"{n}_out" for n in state_names]
         _onnx_export(seq_ep, tmp / SEQUENCE_ONNX, ["features", *state_names], ["probs", *state_out], opset)
+        bar.update()
         if torch_programs:
             torch.export.save(enc_ep, tmp / ENCODER_PT2)
             torch.export.save(seq_ep, tmp / SEQUENCE_PT2)
             enc_files["torch"] = ENCODER_PT2
             seq_files["torch"] = SEQUENCE_PT2
 
+        bar.update()
         # Check the graphs against the torch modules before anything is published.
+        bar.set_postfix_str("checking against torch")
         check_encoder(encoder, tmp, frames, torch_programs, tolerance)
         check_sequence_step(sequence_step, tmp, d, torch_programs, tolerance)
+        bar.update()
+        bar.set_postfix_str("manifest")
 
         t = frames_per_window
         manifest = Manifest(
@@ -210,9 +230,12 @@ def export_bundle(
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
+        bar.update()
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        bar.close()
     bundle = read_bundle(out)
     log.info("exported bundle %s (%d behaviours, D=%d, T=%d, %dx%d)", out, k, d, frames_per_window, height, width)
     return bundle

@@ -42,10 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--backend",
         action="append",
-        metavar="NAME[:PRECISION]",
-        help="a backend to time, optionally with a precision (onnxruntime, torch, torch:bf16, torch-cuda, "
-        "torch-cuda:fp16, tensorrt, tensorrt:fp32); repeat for several. Default: every backend usable here "
-        "(plus torch:bf16 where the CPU has native bf16)",
+        metavar="NAME[:PRECISION][:compile]",
+        help="a backend to time, optionally with a precision and ':compile' (onnxruntime, torch, torch:bf16, "
+        "torch:bf16:compile, torch-cuda, torch-cuda:fp16, tensorrt, tensorrt:fp32); repeat for several. Default: "
+        "every backend usable here (plus torch:bf16 where the CPU has native bf16)",
     )
     parser.add_argument("--iterations", type=int, default=100, help="timed calls per measurement (default 100)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed calls first (default 10)")
@@ -85,8 +85,11 @@ def default_variants() -> list[str]:
 
 
 def parse_variant(text: str, threads: int | None, cuda_graphs: bool) -> tuple[str, dict[str, Any]]:
-    """``"torch-cuda:fp16"`` -> ``("torch", {"device": "cuda", "precision": "fp16"})``."""
-    name, _, precision = text.partition(":")
+    """``"torch-cuda:fp16"`` -> ``("torch", {"device": "cuda", "precision": "fp16"})``.
+
+    The form is ``NAME[:PRECISION][:compile]``; ``compile`` asks the torch engine to ``torch.compile`` its graphs.
+    """
+    name, *rest = text.split(":")
     options: dict[str, Any] = {}
     if name == "torch-cuda":
         name = "torch"
@@ -95,8 +98,11 @@ def parse_variant(text: str, threads: int | None, cuda_graphs: bool) -> tuple[st
     elif name == "onnxruntime-cuda":
         name = "onnxruntime"
         options["device"] = "cuda"
-    if precision:
-        options["precision"] = precision
+    for part in rest:
+        if part == "compile":
+            options["compile"] = True
+        elif part:
+            options["precision"] = part
     if threads and name in ("onnxruntime", "torch") and options.get("device", "cpu") == "cpu":
         options["threads"] = threads
     return name, options

@@ -164,13 +164,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``deg-live run``."""
-    from deg_live.bundle import read_bundle
-    from deg_live.engines import create_engine
-    from deg_live.pipeline import LivePipeline
-    from deg_live.processors import create_processor
-    from deg_live.recorder import Recorder
-    from deg_live.telemetry import Telemetry, TelemetryPrinter
-
     if args.record and not args.lossless and not args.every_frame:
         raise RunArgumentError(
             "--record needs every frame: start the camera adapter with --lossless ENDPOINT and pass the same "
@@ -178,6 +171,33 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.lossless and not args.record:
         logger.warning("--lossless is only used with --record; ignoring it")
+
+    # Ctrl-C / SIGTERM from the start: stop cleanly (the recording is finalised); a second signal aborts.
+    stop = threading.Event()
+    status = {"value": "complete"}
+
+    def on_signal(signum, _frame):
+        if stop.is_set():
+            raise KeyboardInterrupt  # second signal: abort now
+        status["value"] = "interrupted"
+        logger.info("%s: stopping (again to abort)", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _run(args, stop, status)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _run(args: argparse.Namespace, stop: threading.Event, status: dict) -> int:
+    from deg_live.bundle import read_bundle
+    from deg_live.engines import create_engine
+    from deg_live.pipeline import LivePipeline
+    from deg_live.processors import create_processor
+    from deg_live.recorder import Recorder
+    from deg_live.telemetry import Telemetry, TelemetryPrinter
 
     # Everything that can fail on user input before any socket opens: the bundle, the engine, the processors.
     bundle = read_bundle(args.bundle)
@@ -221,19 +241,9 @@ def run(args: argparse.Namespace) -> int:
                 recorder.close("failed")
             raise
         processors = []  # the pipeline owns them now
-        pipeline.warmup(args.warmup)
+        if not stop.is_set():
+            pipeline.warmup(args.warmup)
 
-        stop = threading.Event()
-        status = {"value": "complete"}
-
-        def on_signal(signum, _frame):
-            if stop.is_set():
-                raise KeyboardInterrupt  # second signal: abort now
-            status["value"] = "interrupted"
-            logger.info("%s: stopping (again to abort)", signal.Signals(signum).name)
-            stop.set()
-
-        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         printer = None if args.quiet else TelemetryPrinter(telemetry)
         try:
             pipeline.run(
@@ -248,8 +258,6 @@ def run(args: argparse.Namespace) -> int:
         finally:
             if printer is not None:
                 printer.finish()
-            for s, handler in previous.items():
-                signal.signal(s, handler)
             pipeline.close(status["value"], telemetry_dir=args.telemetry)
         print(telemetry.line())
         if recorder is not None:

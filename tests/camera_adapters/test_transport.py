@@ -208,3 +208,37 @@ def test_endpoints_are_checked():
     with FramePublisher("tcp://127.0.0.1:*") as pub:
         with pytest.raises(EndpointError, match="cannot bind"):
             FramePublisher(pub.endpoint)
+
+
+def test_lossless_close_waits_for_a_slow_receiver_to_read_everything(tmp_path):
+    """ZeroMQ drops unread frames when the binding side closes; the publisher waits for the receiver to leave."""
+    import threading
+    import time
+
+    from camera_adapters.publisher import FramePublisher, stream
+    from camera_adapters.sources import create_source
+    from camera_adapters.subscriber import LosslessReceiver
+    from camera_adapters.wire import EndOfStream
+
+    endpoint = f"ipc://{tmp_path}/all"
+    got = []
+
+    def receive():
+        with LosslessReceiver(endpoint) as rx:
+            try:
+                while (frame := rx.recv(timeout=10)) is not None:
+                    got.append(frame.index)
+                    time.sleep(0.005)  # slower than the camera
+            except EndOfStream:
+                got.append("end")
+
+    thread = threading.Thread(target=receive)
+    thread.start()
+    time.sleep(0.2)
+    with create_source("synthetic", ["width=64", "height=48", "fps=0"]) as source:
+        publisher = FramePublisher(f"ipc://{tmp_path}/live", lossless=endpoint, camera_id="cam0", lossless_block=True)
+        stream(source, publisher, max_frames=80)
+        publisher.end("done")
+        publisher.close()
+    thread.join(timeout=20)
+    assert got == [*range(80), "end"]

@@ -106,7 +106,7 @@ def _camera(args, endpoint_dir: Path) -> subprocess.Popen:
 
 def _run(args, **kwargs) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "deg_live.cli", "run", *args, "--quiet", "--warmup", "2"],
+        [sys.executable, "-m", "deg_live.cli", "run", *args, "--quiet", "--warmup", "2", "--backend", "onnxruntime"],
         cwd=REPO,
         env=ENV,
         stdout=subprocess.PIPE,
