@@ -25,6 +25,7 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -361,6 +362,13 @@ def _ort_session(path: Path):
     return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
+def _load_program(path: Path) -> nn.Module:
+    with warnings.catch_warnings():
+        # torch's archive reader warns about constants it shares between weights; harmless here.
+        warnings.filterwarnings("ignore", message="No complete tensor found", category=UserWarning)
+        return torch.export.load(path).module()
+
+
 def check_encoder(
     encoder: nn.Module, directory: Path, windows: np.ndarray, torch_programs: bool, tol: Tolerance = Tolerance()
 ) -> None:
@@ -370,7 +378,7 @@ def check_encoder(
         ExportError: a difference beyond ``tol``.
     """
     session = _ort_session(directory / ENCODER_ONNX)
-    program = torch.export.load(directory / ENCODER_PT2).module() if torch_programs else None
+    program = _load_program(directory / ENCODER_PT2) if torch_programs else None
     for batch in (windows[:1], windows):
         with torch.inference_mode():
             want = [t.numpy() for t in encoder(torch.from_numpy(batch))]
@@ -394,7 +402,7 @@ def check_sequence_step(
     session = _ort_session(directory / SEQUENCE_ONNX)
     names = [i.name for i in session.get_inputs()]
     outs = [o.name for o in session.get_outputs()]
-    program = torch.export.load(directory / SEQUENCE_PT2).module() if torch_programs else None
+    program = _load_program(directory / SEQUENCE_PT2) if torch_programs else None
     gen = torch.Generator().manual_seed(0)
     feats = torch.randn(n, 1, feature_size, generator=gen)
     with torch.inference_mode():
@@ -419,26 +427,41 @@ def _is_project(path: Path) -> bool:
     return path.is_dir() and (path / "models").is_dir() and not (path / "config.yaml").is_file()
 
 
+def _is_causal(run: Path) -> bool:
+    """Whether a sequence run's model is causal (from its checkpoint; unreadable runs count as not)."""
+    from deg_train.checkpoints import CheckpointError, load_checkpoint
+
+    try:
+        meta = load_checkpoint(run)
+    except CheckpointError:
+        return False
+    seq_cfg = (meta.get("config") or {}).get("sequence") or {}
+    return bool((meta.get("model_kwargs") or {}).get("causal", seq_cfg.get("causal", True)))
+
+
 def resolve_runs(path: str | os.PathLike, feature_run: str | os.PathLike | None = None) -> tuple[Path, Path]:
     """The ``(feature_run, sequence_run)`` directories to export from a user's ``RUN_OR_PROJECT``.
 
     ``path`` is a sequence run directory (or its checkpoint file), or a project directory whose newest finished
-    sequence run is used. The feature run is ``feature_run`` if given, else the one the sequence run was trained
+    causal sequence run is used. The feature run is ``feature_run`` if given, else the one the sequence run was trained
     on (recorded in its checkpoint).
 
     Raises:
         ExportError: nothing to export there.
     """
-    from deg_train.checkpoints import CheckpointError, checkpoint_path, latest_run, load_checkpoint, run_stage
+    from deg_train.checkpoints import CheckpointError, checkpoint_path, list_runs, load_checkpoint, run_stage
 
     path = Path(path).expanduser()
     if not path.exists():
         raise ExportError(f"{path}: no such run or project directory")
     if _is_project(path):
-        sequence_run = latest_run(path, "sequence")
+        # The newest finished CAUSAL sequence run (train-all also trains a centred one for comparison).
+        sequence_run = next(
+            (run for run in reversed(list_runs(path / "models", "sequence", finished=True)) if _is_causal(run)), None
+        )
         if sequence_run is None:
             raise ExportError(
-                f"{path}: the project has no finished sequence run to export; train one first "
+                f"{path}: the project has no finished causal sequence run to export; train one first "
                 "(deg-train train-sequence or deg-train train-all)"
             )
     else:
@@ -526,6 +549,7 @@ def export_runs(
         "thresholds": {k: v for k, v in (picked or {}).items() if k not in ("thresholds", "postprocess")},
         "latent_name": encoder.latent_name,
     }
+    training = _json_safe(training)  # NaN metrics (e.g. F1 of an absent behaviour) become null
     return export_bundle(
         encoder.encoder,
         SequenceStep(sequence.model),

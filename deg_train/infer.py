@@ -93,7 +93,7 @@ def postprocess_from_config(config: dict[str, Any] | None, behaviours: list[str]
         min_off_frames=section.get("min_off_frames", 1),
         min_bout_length=section.get("min_bout_length", 1),
         background_index=background,
-        exclusive_background=bool(section.get("background_exclusive", False)) and background is not None,
+        exclusive_background=bool(section.get("exclusive_background", True)) and background is not None,
     )
 
 

@@ -37,7 +37,7 @@ from deg_train.augment import ClipAugment, model_normalisation, prepare_clips
 from deg_train.checkpoints import build_model_from_checkpoint, new_run_dir, resolve_run
 from deg_train.config import TrainConfig, save_config
 from deg_train.data import ClipDataset
-from deg_train.trainer import CheckpointInfo, FitSettings, Task, fit, resolve_device, seed_everything
+from deg_train.trainer import CheckpointInfo, FitSettings, Task, fit, init_distributed, resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +83,36 @@ def _labelled(project: Any, names: list[str]) -> list[str]:
     return [n for n in names if records[n].labels_path is not None]
 
 
+def _distributed(config: TrainConfig) -> Any:
+    """Join the torch.distributed job now (under torchrun); a no-op context when not distributed.
+
+    Early, so ranks can agree on the run directory and let rank 0 alone write shared files.
+    """
+    device = resolve_device(config.train.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return init_distributed(device)
+
+
 def _prepare_run(project: Any, config: TrainConfig, stage: str, arch: str, run_dir: str | os.PathLike | None) -> Path:
-    """A new run directory (or the given one, to resume) with ``config.yaml`` written."""
-    if run_dir is None:
+    """A new run directory (or the given one, to resume) with ``config.yaml`` written.
+
+    Under torch.distributed rank 0 names it and every rank gets the same path.
+    """
+    ctx = _distributed(config)
+    if run_dir is not None:
+        run = Path(run_dir)
+    elif not ctx.distributed:
         run = new_run_dir(project.models_dir, stage, arch)
     else:
-        run = Path(run_dir)
+        import torch.distributed as dist
+
+        name = [str(new_run_dir(project.models_dir, stage, arch)) if ctx.is_main else None]
+        dist.broadcast_object_list(name, src=0)
+        run = Path(name[0])
+    if ctx.is_main:
         run.mkdir(parents=True, exist_ok=True)
-    save_config(config, run / "config.yaml")
+        save_config(config, run / "config.yaml")
     return run
 
 
@@ -495,7 +517,16 @@ def train_sequence(
     if not train_names:
         raise StageError(f"no labelled training videos in the split (train: {split.train}); label some videos")
     device = str(resolve_device(config.train.device))
-    paths = extract_features(project, feature_dir, videos=train_names + val_names, device=device)
+    # Rank 0 extracts (writing the outputs files); the other ranks then find them done and only collect paths.
+    ctx = _distributed(config)
+    if ctx.is_main:
+        paths = extract_features(project, feature_dir, videos=train_names + val_names, device=device)
+    if ctx.distributed:
+        import torch.distributed as dist
+
+        dist.barrier()
+    if not ctx.is_main:
+        paths = extract_features(project, feature_dir, videos=train_names + val_names, device=device, progress=False)
     by_name = dict(zip(train_names + val_names, paths))
     behaviours = list(feature_meta["behaviours"])
 

@@ -5,8 +5,9 @@ On a fresh clone, with nothing else provided, it
 
 1. creates a project in ``demo_out/project`` from the labelled rat sessions committed in
    ``tests/data/rat_behavior``, split by recording session (``deg-train init / add / split``);
-2. trains all three stages on the CPU (``deg-train train-all``, preset ``demo_cpu``; progress shown) and exports
-   the model bundle to ``demo_out/bundle`` (``deg-train export``) — skipped when a valid bundle is already there;
+2. trains all three stages on the CPU (``deg-train train-all``, preset ``demo_fast``: a few minutes; progress
+   shown) and exports the model bundle to ``demo_out/bundle`` (``deg-train export``) — skipped when a valid
+   bundle is already there;
 3. replays a held-out session in real time through the ``video`` camera adapter (``deg-camera video``),
    classifies it live (``deg-live run``, recording everything to ``demo_out/live/``), and prints each behaviour
    onset/offset as it happens with its latency (it subscribes to the events itself);
@@ -171,9 +172,11 @@ def sessions(limit: int | None = None) -> list[str]:
     return names
 
 
-def read_state(out: Path) -> dict:
-    """``demo_out/demo.json``: which bundle was trained on which split (empty if none)."""
-    path = out / STATE_FILE
+def read_state(path: Path) -> dict:
+    """A JSON state file as a dict (empty if missing or unreadable); ``demo_out/demo.json`` says which bundle
+    was trained on which split with which preset."""
+    if path.is_dir():
+        path = path / STATE_FILE
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -256,10 +259,15 @@ def train(args: argparse.Namespace, procs: Processes, out: Path) -> dict:
         )
     held_out, test = choose_held_out(project)
     say(f"== training all three stages on the CPU (preset {args.preset}); held-out sessions: {', '.join(test)}")
+    # train-all resumes the pipeline recorded in the project; start a new one to train again or to train
+    # another preset (or other overrides) than the recorded one.
+    recorded = read_state(project / "models" / "train_all.json") if (project / "models").is_dir() else {}
+    other = bool(recorded) and (recorded.get("preset"), recorded.get("overrides")) != (args.preset, list(args.override))
+    fresh = ["--fresh"] if args.retrain or other else []
     started = time.monotonic()
     procs.run(
         "deg-train train-all",
-        [*dt, "train-all", "--project", str(project), "--preset", args.preset, "--no-compare", *args.override],
+        [*dt, "train-all", "--project", str(project), "--preset", args.preset, "--no-compare", *fresh, *args.override],
     )
     minutes = (time.monotonic() - started) / 60
     say(f"== training took {minutes:.1f} min; exporting the bundle")
@@ -615,7 +623,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="tiny models on 5 sessions and 150 replayed frames (a check that everything works, "
         "~1-2 min); output in <out>/quick unless --out is given",
     )
-    p.add_argument("--preset", default=None, help="training preset (default demo_cpu; tiny with --quick)")
+    p.add_argument(
+        "--preset",
+        default=None,
+        help="training preset (default demo_fast: the live CPU models in a few minutes; demo_cpu trains longer; "
+        "tiny with --quick)",
+    )
     p.add_argument(
         "--project",
         help="train in this project instead of <out>/project (created if missing; an existing one is resumed, e.g. "
@@ -638,7 +651,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.max_frames = args.max_frames or 150
         if "--out" not in (argv if argv is not None else sys.argv[1:]):
             args.out = str(Path(args.out) / "quick")
-    args.preset = args.preset or "demo_cpu"
+    args.preset_given = args.preset is not None
+    args.preset = args.preset or "demo_fast"
     return args
 
 
@@ -661,10 +675,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if why is None and not state.get("held_out") and (project / "DATA" / "split.yaml").exists():
             held_out, test = choose_held_out(project)  # a bundle exported by hand from the project
             state = {"bundle": str(bundle_dir), "held_out": held_out, "test": test}
-        if why is None and state.get("held_out") and not args.retrain:
-            say(f"== found a trained bundle in {bundle_dir}; skipping training (--retrain to train again)")
+        other_preset = args.preset_given and state.get("preset") not in (None, args.preset)
+        if why is None and state.get("held_out") and not args.retrain and not other_preset:
+            say(
+                f"== found a trained bundle ({state.get('preset', 'preset unknown')}) in {bundle_dir}; skipping "
+                "training (--retrain to train again)"
+            )
         else:
-            if why and not args.retrain:
+            if other_preset and not args.retrain:
+                say(f"== the bundle there was trained with preset {state['preset']}: training {args.preset}")
+            elif why and not args.retrain:
                 say(f"== {why}: training one")
             state = train(args, procs, out)
         result = replay(args, procs, out, bundle_dir, state["held_out"])

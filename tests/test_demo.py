@@ -85,6 +85,33 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _demo_module():
+    spec = importlib.util.spec_from_file_location("demo_script", DEMO)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_default_preset_is_demo_fast_on_the_live_cpu_models():
+    from deg_train.config import load_config
+    from deg_train.models.presets import get_preset
+
+    demo = _demo_module()
+    args = demo.parse_args([])
+    assert args.preset == "demo_fast" and not args.preset_given
+    assert demo.parse_args(["--preset", "demo_cpu"]).preset_given
+    assert demo.parse_args(["--quick"]).preset == "tiny"
+    # demo_fast trains the live CPU preset's models (so the replay keeps up in real time), only for less long.
+    fast, live, ref = load_config("demo_fast"), load_config("deg_live_cpu"), get_preset("deg_live_cpu")
+    assert fast.preset == "demo_fast"
+    assert fast.data == live.data and fast.data.size == tuple(ref["input_size"])
+    assert fast.flow.params == live.flow.params and fast.feature.width == ref["feature"]["width"]
+    assert fast.sequence.model_params() == live.sequence.model_params()
+    assert fast.train.amp
+    assert fast.flow.epochs * fast.flow.steps_per_epoch < live.flow.epochs * live.flow.steps_per_epoch / 10
+    assert fast.feature.epochs * fast.feature.steps_per_epoch < live.feature.epochs * live.feature.steps_per_epoch / 10
+
+
 def test_demo_replays_a_held_out_session_and_reports(tmp_path, tiny):
     out = prepared(tmp_path, tiny)
     done = subprocess.run(

@@ -100,6 +100,8 @@ class TensorRTEngine(Engine):
         self._torch = torch
         self._trt = trt
         self._device = torch.device(self.device)
+        if self._device.index is None:  # "cuda" means the current device; TensorRT needs it explicit
+            self._device = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(self._device)
         self.max_batch = int(max_batch)
         self.workspace_mb = int(workspace_mb)

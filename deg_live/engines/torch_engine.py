@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -128,7 +129,9 @@ class TorchEngine(Engine):
                 "load ONNX); re-export with `deg-train export` (writes .pt2 by default) or use the onnxruntime engine"
             )
         try:
-            program = torch.export.load(path)
+            with warnings.catch_warnings():  # torch's archive reader warns about shared constants; harmless
+                warnings.filterwarnings("ignore", message="No complete tensor found", category=UserWarning)
+                program = torch.export.load(path)
         except Exception as err:
             raise EngineError(
                 f"{path}: torch cannot load this exported program ({type(err).__name__}: {str(err).strip()[:300]}); "

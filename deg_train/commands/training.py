@@ -188,8 +188,12 @@ def _resume_dir(project: Any, run: str | None) -> Path | None:
 
 
 def _report(run: Path) -> int:
+    import os
+
     from deg_train.trainer import read_metrics
 
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun, rank 0 reports
     rows = read_metrics(run)
     if rows:
         last = rows[-1]

@@ -1,4 +1,4 @@
-"""Model presets: DeepEthogram's three (deg_f, deg_m, deg_s) and a live CPU preset.
+"""Model presets: DeepEthogram's three (deg_f, deg_m, deg_s) and a live CPU preset (deg_live_cpu).
 
 Each preset names the architecture and key hyper-parameters of the three stages; the training config
 (configs/presets/*.yaml) is built from these. Values for deg_f/deg_m/deg_s follow DeepEthogram's
@@ -85,19 +85,19 @@ PRESETS: dict[str, dict[str, Any]] = {
         "feature_dim": 1024,
     },
     "deg_live_cpu": {
-        "description": "live on a CPU: 112x112, 5 frames, half-width TinyMotionNet + ResNet18, causal TGM",
-        "flow": {"arch": "tinymotionnet", "num_frames": 5, "width": 0.5, "loss": {"smooth_weight_multiplier": 1.0}},
+        "description": "live on a CPU: 112x112, 5 frames, quarter-width TinyMotionNet + ResNet18, causal TGM",
+        "flow": {"arch": "tinymotionnet", "num_frames": 5, "width": 0.25, "loss": {"smooth_weight_multiplier": 1.0}},
         "feature": {
             "backbone": "resnet18",
             "fusion": "average",
             "flow_fusion_weight": 1.5,
             "dropout": 0.5,
-            "width": 0.5,
+            "width": 0.25,
         },
         "sequence": {**_TGM, "num_features": 64},
         "input_size": (112, 112),
         "frames_per_window": 5,
-        "feature_dim": 512,
+        "feature_dim": 256,
     },
 }
 

@@ -73,6 +73,15 @@ def project(tmp_path_factory):
     )  # fmt: skip
     mark_done(sequence_run, {})
     write_thresholds_file(sequence_run, BEHAVIOURS, np.asarray(THRESHOLDS), POSTPROCESS, picked_on=["b"])
+    # A newer centred run (train-all trains one for the comparison): the project export must skip it.
+    centred_kwargs = {**seq_kwargs, "causal": False}
+    centred = new_run_dir(models, "sequence", "gru-centred")
+    save_checkpoint(
+        centred / "checkpoint_best.pt", model=create_model("sequence", "gru", **centred_kwargs), stage="sequence",
+        arch="gru", model_kwargs=centred_kwargs, behaviours=BEHAVIOURS, config=config, epoch=7,
+        extra={"feature_run": str(feature_run)},
+    )  # fmt: skip
+    mark_done(centred, {})
     return root, feature_run, sequence_run
 
 
