@@ -312,14 +312,28 @@ def compare_causal_centred(causal: MetricsReport, centred: MetricsReport) -> pd.
     return table
 
 
+_COUNT_COLUMNS = (
+    "bouts_labelled",
+    "bouts_predicted",
+    "bouts_detected",
+    "bout_count_error",
+    "positives",
+    "predicted",
+    "frames",
+)
+
+
 def _markdown(frame: pd.DataFrame, digits: int = 3) -> str:
     cols = [str(c) for c in frame.columns]
     lines = ["| " + " | ".join([frame.index.name or "", *cols]) + " |", "|" + "---|" * (len(cols) + 1)]
     for idx, row in frame.iterrows():
         cells = []
-        for v in row:
+        for col, v in zip(cols, row):
             if isinstance(v, (float, np.floating)):
-                cells.append("-" if not np.isfinite(v) else f"{v:.{digits}f}")
+                if not np.isfinite(v):
+                    cells.append("-")
+                else:
+                    cells.append(f"{v:.0f}" if col in _COUNT_COLUMNS else f"{v:.{digits}f}")
             else:
                 cells.append(str(v))
         lines.append("| " + " | ".join([str(idx), *cells]) + " |")

@@ -76,7 +76,7 @@ def plot_f1_bars(scores: pd.DataFrame, path: str | os.PathLike, *, title: str = 
     """Grouped bars: one group per behaviour (rows of ``scores``), one bar per column (e.g. causal, centred)."""
     scores = scores.astype(float)
     n_rows, n_cols = scores.shape
-    fig = _figure(max(6, 0.9 * n_rows * max(1, n_cols) + 2), 4)
+    fig = _figure(min(16, max(6, 0.3 * n_rows * max(1, n_cols) + 3)), 4.5)
     ax = fig.add_subplot(1, 1, 1)
     width = 0.8 / max(1, n_cols)
     x = np.arange(n_rows)

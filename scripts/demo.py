@@ -295,6 +295,20 @@ def train(args: argparse.Namespace, procs: Processes, out: Path) -> dict:
 # -------------------------------------------------------------------------------------------------------------
 
 
+def engine_options(args: argparse.Namespace) -> list[str]:
+    """``--engine-option`` values for deg-live run: the user's, else ``threads=1`` on a machine without a GPU.
+
+    On a small CPU the engine shares the cores with the camera adapter, the recorder's video encoder and the
+    demo itself; with one intra-op thread per engine call nothing waits on a busy core (with two threads on two
+    shared cores, calls of ~10 ms stalled for up to 1.7 s and most frames were skipped; see docs/live.md).
+    """
+    if args.engine_option is not None:
+        return list(args.engine_option)
+    from deg_live.engines.registry import cuda_device_count
+
+    return [] if cuda_device_count() > 0 else ["threads=1"]
+
+
 def has_display() -> bool:
     """True where a window can be shown."""
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or sys.platform in ("darwin", "win32")
@@ -373,7 +387,11 @@ def replay(args: argparse.Namespace, procs: Processes, out: Path, bundle_dir: Pa
     frames, lossless, events = (f"tcp://127.0.0.1:{free_port()}" for _ in range(3))
     video = DATA / held_out / f"{held_out}.mp4"
 
-    say(f"== live: deg-live run on {bundle_dir} (backend {args.backend}), recording to {record / session}")
+    options = " ".join(engine_options(args))
+    say(
+        f"== live: deg-live run on {bundle_dir} (backend {args.backend}{', ' + options if options else ''}), "
+        f"recording to {record / session}"
+    )
     live = procs.start(
         "deg-live run",
         [
@@ -393,6 +411,7 @@ def replay(args: argparse.Namespace, procs: Processes, out: Path, bundle_dir: Pa
             events,
             "--backend",
             args.backend,
+            *[f"--engine-option={opt}" for opt in engine_options(args)],
             "--exit-at-end",
             "--telemetry",
             str(logs),
@@ -637,6 +656,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--sessions", type=int, default=None, help="use only the first N rat sessions for training")
     p.add_argument("--retrain", action="store_true", help="train again even if a valid bundle exists")
     p.add_argument("--backend", default="auto", help="deg-live engine: auto (default), onnxruntime, torch, ...")
+    p.add_argument(
+        "--engine-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="deg-live engine option (repeatable); default threads=1 on a machine without a GPU",
+    )
     p.add_argument("--rate", type=float, default=None, help="replay rate in fps (default: the video's, real time)")
     p.add_argument("--max-frames", type=int, default=None, help="replay only the first N frames")
     p.add_argument("--no-viewer", action="store_true", help="do not open the viewer even with a display")

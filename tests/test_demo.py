@@ -101,6 +101,11 @@ def test_default_preset_is_demo_fast_on_the_live_cpu_models():
     assert args.preset == "demo_fast" and not args.preset_given
     assert demo.parse_args(["--preset", "demo_cpu"]).preset_given
     assert demo.parse_args(["--quick"]).preset == "tiny"
+    # One engine thread on a CPU-only machine (two threads on two shared cores stalled for seconds); the user's wins.
+    from deg_live.engines.registry import cuda_device_count
+
+    assert demo.engine_options(args) == ([] if cuda_device_count() else ["threads=1"])
+    assert demo.engine_options(demo.parse_args(["--engine-option", "threads=2"])) == ["threads=2"]
     # demo_fast trains the live CPU preset's models (so the replay keeps up in real time), only for less long.
     fast, live, ref = load_config("demo_fast"), load_config("deg_live_cpu"), get_preset("deg_live_cpu")
     assert fast.preset == "demo_fast"
