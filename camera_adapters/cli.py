@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import signal
 import sys
 import threading
 
-from camera_adapters.errors import UserFacingError
+from camera_adapters.command_line import run_parsed
 from camera_adapters.sources import available_sources, create_source, get_source_class, source_names
 
 DEFAULT_BIND = "tcp://127.0.0.1:5555"
@@ -185,19 +184,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``deg-camera``; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
-    try:
-        return int(args.func(args) or 0)
-    except UserFacingError as err:
-        print(f"deg-camera {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"deg-camera {args.command}: interrupted", file=sys.stderr)
-        return 130
+    return run_parsed("deg-camera", build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":
