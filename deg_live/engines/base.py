@@ -110,6 +110,21 @@ def causal_windows(frames: np.ndarray, start: int, stop: int, frames_per_window:
     return frames[np.clip(t, 0, None)]
 
 
+def state_shape(shape: list, batch: int, where: str) -> tuple[int, ...]:
+    """A manifest state shape with its leading batch dimension set to ``batch``.
+
+    Raises:
+        EngineError: a dynamic dimension other than the first.
+    """
+    dims = list(shape)
+    if not dims:
+        raise EngineError(f"{where}: a state tensor has no dimensions; re-export the bundle")
+    rest = dims[1:]
+    if any(not isinstance(d, int) for d in rest):
+        raise EngineError(f"{where}: state shape {shape} has a dynamic dimension after the batch; re-export")
+    return (batch, *rest)
+
+
 class Engine(ABC):
     """A bundle's frame encoder and sequence step on one backend.
 
@@ -214,13 +229,16 @@ class Engine(ABC):
             ``features (B, D) float32`` and ``logits (B, K) float32``.
         """
 
-    @abstractmethod
     def initial_state(self, batch: int = 1) -> tuple[np.ndarray, ...]:
         """The sequence step's state before the first frame (zeros), one tensor per manifest state entry.
 
         Returns:
             host arrays with a leading batch dimension ``batch`` (shapes from the manifest).
         """
+        where = str(self.bundle.directory)
+        return tuple(
+            np.zeros(state_shape(s.shape, batch, where), np.dtype(s.dtype)) for s in self.bundle.manifest.sequence.state
+        )
 
     @abstractmethod
     def sequence_step(self, features: np.ndarray, state: tuple) -> tuple[np.ndarray, tuple]:

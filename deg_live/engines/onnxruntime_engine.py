@@ -53,21 +53,6 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def state_shape(shape: list, batch: int, where: str) -> tuple[int, ...]:
-    """A manifest state shape with its leading batch dimension set to ``batch``.
-
-    Raises:
-        EngineError: a dynamic dimension other than the first.
-    """
-    dims = list(shape)
-    if not dims:
-        raise EngineError(f"{where}: a state tensor has no dimensions; re-export the bundle")
-    rest = dims[1:]
-    if any(not isinstance(d, int) for d in rest):
-        raise EngineError(f"{where}: state shape {shape} has a dynamic dimension after the batch; re-export")
-    return (batch, *rest)
-
-
 class OnnxRuntimeEngine(Engine):
     """The bundle's ``encoder.onnx`` and ``sequence_step.onnx`` in ONNX Runtime sessions.
 
@@ -153,13 +138,6 @@ class OnnxRuntimeEngine(Engine):
         windows = self.check_windows(windows)
         features, logits = self._encoder.run(self._enc_outputs, {self._enc_input: windows})
         return features, logits
-
-    def initial_state(self, batch: int = 1) -> tuple[np.ndarray, ...]:
-        """Zero state tensors, shapes from the manifest with the batch set; see :meth:`Engine.initial_state`."""
-        where = str(self.bundle.directory)
-        return tuple(
-            np.zeros(state_shape(s.shape, batch, where), np.dtype(s.dtype)) for s in self.bundle.manifest.sequence.state
-        )
 
     def sequence_step(self, features: np.ndarray, state: tuple) -> tuple[np.ndarray, tuple]:
         """One sequence step; see :meth:`Engine.sequence_step`. ``features: (B, D) float32``."""

@@ -37,8 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from deg_live.engines.base import Engine, EngineError, EngineUnavailableError, FrameStream, StepResult
-from deg_live.engines.onnxruntime_engine import state_shape
+from deg_live.engines.base import Engine, EngineError, EngineUnavailableError, FrameStream, StepResult, state_shape
 
 if TYPE_CHECKING:
     from deg_live.bundle import Bundle
@@ -315,13 +314,6 @@ class TensorRTEngine(Engine):
             feats.append(f.cpu().numpy())
             logits.append(lg.cpu().numpy())
         return np.concatenate(feats), np.concatenate(logits)
-
-    def initial_state(self, batch: int = 1) -> tuple[np.ndarray, ...]:
-        """Zero host state arrays; see :meth:`Engine.initial_state`."""
-        where = str(self.bundle.directory)
-        return tuple(
-            np.zeros(state_shape(s.shape, batch, where), np.dtype(s.dtype)) for s in self.bundle.manifest.sequence.state
-        )
 
     def sequence_step(self, features: np.ndarray, state: tuple) -> tuple[np.ndarray, tuple]:
         """One sequence step on host arrays; see :meth:`Engine.sequence_step`."""

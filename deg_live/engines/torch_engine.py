@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from deg_live.engines.base import Engine, EngineError, EngineUnavailableError, FrameStream, StepResult
-from deg_live.engines.onnxruntime_engine import cpu_name, state_shape
+from deg_live.engines.base import Engine, EngineError, EngineUnavailableError, FrameStream, StepResult, state_shape
+from deg_live.engines.onnxruntime_engine import cpu_name
 
 if TYPE_CHECKING:
     from deg_live.bundle import Bundle
@@ -195,13 +195,6 @@ class TorchEngine(Engine):
         x = self._torch.from_numpy(windows).to(self._device, non_blocking=True)
         features, logits = self.encode_tensor(x)
         return features.cpu().numpy(), logits.cpu().numpy()
-
-    def initial_state(self, batch: int = 1) -> tuple[np.ndarray, ...]:
-        """Zero state arrays (host), shapes from the manifest; see :meth:`Engine.initial_state`."""
-        where = str(self.bundle.directory)
-        return tuple(
-            np.zeros(state_shape(s.shape, batch, where), np.dtype(s.dtype)) for s in self.bundle.manifest.sequence.state
-        )
 
     def sequence_step(self, features: np.ndarray, state: tuple) -> tuple[np.ndarray, tuple]:
         """One sequence step on host arrays; see :meth:`Engine.sequence_step`."""
