@@ -292,7 +292,7 @@ def test_live_cpu_preset_runs_at_its_input_size() -> None:
     h, w = preset["input_size"]
     with torch.no_grad():
         feats, logits = FrameEncoder(model)(torch.zeros(1, preset["frames_per_window"], h, w, 3, dtype=torch.uint8))
-    assert feats.shape == (1, 512) and logits.shape == (1, 3)
+    assert feats.shape == (1, preset["feature_dim"]) and logits.shape == (1, 3)
 
 
 # --------------------------------------------------------------------------------------------- export
