@@ -43,7 +43,7 @@ from deg_train.infer import (
     write_predictions_csv,
     write_thresholds_file,
 )
-from deg_train.metrics import MetricsReport, compute_metrics, threshold_search
+from deg_train.metrics import TABLE_COLUMNS, MetricsReport, compute_metrics, threshold_search
 from deg_train.outputs import list_groups, outputs_path_for, read_outputs, write_outputs
 
 log = logging.getLogger(__name__)
@@ -340,20 +340,6 @@ def _markdown(frame: pd.DataFrame, digits: int = 3) -> str:
     return "\n".join(lines)
 
 
-_MD_COLUMNS = [
-    "f1",
-    "precision",
-    "recall",
-    "auroc",
-    "ap",
-    "threshold",
-    "onset_delay_median",
-    "bouts_labelled",
-    "bouts_predicted",
-    "bout_count_error",
-]
-
-
 def evaluate_run(
     project: Any,
     sequence_run: str | os.PathLike | None = None,
@@ -455,7 +441,7 @@ def evaluate_run(
         "",
         "## Causal postprocessing (live-equivalent)",
         "",
-        _markdown(reports["causal"].to_frame()[[c for c in _MD_COLUMNS if c in reports["causal"].values]]),
+        _markdown(reports["causal"].to_frame()[[c for c in TABLE_COLUMNS if c in reports["causal"].values]]),
         "",
         "## Macro averages per variant",
         "",

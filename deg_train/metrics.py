@@ -346,6 +346,21 @@ COLUMNS = (
 )
 
 
+# The columns of a per-behaviour table that people compare (terminal and markdown reports).
+TABLE_COLUMNS = (
+    "f1",
+    "precision",
+    "recall",
+    "auroc",
+    "ap",
+    "threshold",
+    "onset_delay_median",
+    "bouts_labelled",
+    "bouts_predicted",
+    "bout_count_error",
+)
+
+
 @dataclass
 class MetricsReport:
     """Per-behaviour metrics and their macro average.
@@ -379,21 +394,7 @@ class MetricsReport:
     def format_table(self, columns: Sequence[str] | None = None, digits: int = 3) -> str:
         """The table as text for a terminal, with the main columns by default."""
         frame = self.to_frame()
-        columns = list(
-            columns
-            or (
-                "f1",
-                "precision",
-                "recall",
-                "auroc",
-                "ap",
-                "threshold",
-                "onset_delay_median",
-                "bouts_labelled",
-                "bouts_predicted",
-                "bout_count_error",
-            )
-        )
+        columns = list(columns or TABLE_COLUMNS)
         frame = frame[[c for c in columns if c in frame.columns]]
         return frame.to_string(float_format=lambda v: f"{v:.{digits}f}", na_rep="-")
 
