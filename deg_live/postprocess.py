@@ -19,7 +19,7 @@ Per behaviour k, with ``on = thresholds[k]`` and ``off = clip(on - hysteresis, 0
   not thresholded: it is on exactly when no other behaviour is on (DeepEthogram's rule), decided causally.
 
 With ``hysteresis=0, min_duration_frames=1, min_off_frames=1`` and no exclusive background, the decisions are
-plain thresholding, ``probs > thresholds``, the same rule :func:`deg_train.metrics.pick_thresholds` optimises.
+plain thresholding, ``probs > thresholds``, the same rule :func:`deg_train.evaluation.metrics.pick_thresholds` optimises.
 
 Durations count processed frames (calls to ``step``), not camera frame numbers: a live pipeline that skips
 frames under overload says so in its state messages.
@@ -65,6 +65,8 @@ class PostprocessSettings:
         background_index: column of the background class (DeepEthogram puts it first), or None if there is none.
         exclusive_background: if True and ``background_index`` is set, background is on exactly when no other
             behaviour is (its own threshold is ignored); if False it is thresholded like any behaviour.
+        exclusive: mutually exclusive behaviours: at most one is on at a time, the most probable one wins (see the
+            module docstring). For projects whose labels never have two behaviours on one frame.
     """
 
     hysteresis: float | list[float] = 0.0
@@ -73,6 +75,7 @@ class PostprocessSettings:
     min_bout_length: int | list[int] = 1
     background_index: int | None = 0
     exclusive_background: bool = True
+    exclusive: bool = False
 
     def __post_init__(self) -> None:
         for name, lo, hi in (
@@ -90,6 +93,11 @@ class PostprocessSettings:
                     raise PostprocessError(f"postprocess.{name}: must be {bound}, got {v!r}")
         if self.background_index is not None and self.background_index < 0:
             raise PostprocessError(f"postprocess.background_index: must be >= 0 or null, got {self.background_index}")
+        if self.exclusive and self.background_index is not None and not self.exclusive_background:
+            raise PostprocessError(
+                "postprocess.exclusive: needs exclusive_background: true (in exclusive mode background is on exactly "
+                "when no behaviour is); set exclusive_background: true or background_index: null"
+            )
 
     def per_behaviour(self, name: str, num_behaviours: int) -> np.ndarray:
         """The setting ``name`` as one value per behaviour, shape (K,).
@@ -199,6 +207,7 @@ class CausalPostprocessor:
         self._thresholded = np.ones(k, dtype=bool)
         if self.background is not None:
             self._thresholded[self.background] = False
+        self.exclusive = bool(settings.exclusive)
         self.reset()
 
     def reset(self) -> None:
@@ -209,6 +218,13 @@ class CausalPostprocessor:
         self._run_start = np.zeros(k, dtype=np.int64)
         self._bout_start = np.full(k, -1, dtype=np.int64)
         self._steps = 0
+        # Exclusive mode: the behaviour on (-1 = none), the challenger's run and the current one's off run.
+        self._current = -1
+        self._challenger = -1
+        self._challenger_len = 0
+        self._challenger_start = 0
+        self._off_len = 0
+        self._off_start = 0
 
     @property
     def decisions(self) -> np.ndarray:
@@ -237,6 +253,9 @@ class CausalPostprocessor:
         t = self._steps if frame_index is None else int(frame_index)
         self._steps += 1
         active = self._active
+        if self.exclusive:
+            transitions = self._step_exclusive(p, t)
+            return self._background_step(p, t, transitions)
 
         # Does this frame count towards a change? OFF: above on. ON: at or below off. NaN counts for neither.
         candidate = np.where(active, p <= self.off, p > self.on) & self._thresholded
@@ -257,7 +276,59 @@ class CausalPostprocessor:
                     transitions.append(Transition(k, "onset", t, start, float(p[k]), start))
                     self._bout_start[k] = start
             active ^= flip
+        return self._background_step(p, t, transitions)
 
+    def _step_exclusive(self, p: np.ndarray, t: int) -> list[Transition]:
+        """One frame of the exclusive state machine (module docstring); returns the behaviours' transitions."""
+        transitions: list[Transition] = []
+        if np.isnan(p).any():  # a NaN frame breaks every run and keeps the decision
+            self._challenger, self._challenger_len, self._off_len = -1, 0, 0
+            return transitions
+        cur = self._current
+        # The candidate: the most probable class, if it is a thresholded behaviour above its on threshold.
+        best = int(np.argmax(p))
+        cand = best if (self._thresholded[best] and p[best] > self.on[best]) else -1
+        # A challenger is a candidate other than the behaviour on; its run counts consecutive frames.
+        if cand >= 0 and cand != cur:
+            if cand == self._challenger:
+                self._challenger_len += 1
+            else:
+                self._challenger, self._challenger_len, self._challenger_start = cand, 1, t
+        else:
+            self._challenger, self._challenger_len = -1, 0
+        if cur >= 0:
+            # Off: at or below its off threshold, or background is the most probable class.
+            if p[cur] <= self.off[cur] or (self.background is not None and best == self.background):
+                self._off_len += 1
+                if self._off_len == 1:
+                    self._off_start = t
+            else:
+                self._off_len = 0
+
+        c = self._challenger
+        if c >= 0 and self._challenger_len >= self.min_on[c]:
+            start = self._challenger_start
+            if cur >= 0:
+                transitions.append(Transition(cur, "offset", t, int(self._bout_start[cur]), float(p[cur]), start))
+                self._bout_start[cur] = -1
+                self._active[cur] = False
+            transitions.append(Transition(c, "onset", t, start, float(p[c]), start))
+            self._bout_start[c] = start
+            self._active[c] = True
+            self._current = c
+            self._challenger, self._challenger_len, self._off_len = -1, 0, 0
+        elif cur >= 0 and self._off_len >= self.min_off[cur]:
+            change = self._off_start
+            transitions.append(Transition(cur, "offset", t, int(self._bout_start[cur]), float(p[cur]), change))
+            self._bout_start[cur] = -1
+            self._active[cur] = False
+            self._current = -1
+            self._off_len = 0
+        return transitions
+
+    def _background_step(self, p: np.ndarray, t: int, transitions: list[Transition]) -> tuple[np.ndarray, list]:
+        """Set an exclusive background (on exactly when nothing else is); returns (decisions, transitions)."""
+        active = self._active
         bg = self.background
         if bg is not None:
             others = np.delete(active, bg)

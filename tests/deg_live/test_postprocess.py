@@ -196,3 +196,69 @@ def test_offline_cleanup_thresholds_cleans_and_fills_background():
     np.testing.assert_array_equal(out, dec)
     with pytest.raises(PostprocessError, match="thresholds"):
         offline_cleanup(probs)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Exclusive mode: mutually exclusive behaviours
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(),
+        dict(min_duration_frames=3, min_off_frames=2, hysteresis=0.1),
+        dict(min_duration_frames=[1, 2, 3, 4], min_off_frames=[4, 3, 2, 1], hysteresis=[0.0, 0.1, 0.2, 0.3]),
+        dict(background_index=None),
+    ],
+)
+def test_exclusive_mode_never_has_two_behaviours_on(settings):
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet(np.full(4, 0.3), size=600)  # softmax-like: rows sum to 1
+    pp = CausalPostprocessor([0.3, 0.2, 0.4, 0.25], PostprocessSettings(exclusive=True, **settings))
+    decisions, transitions = pp.run(probs)
+    on = decisions.sum(axis=1)
+    if settings.get("background_index", 0) is None:
+        assert (on <= 1).all()
+    else:
+        assert (on == 1).all()  # exactly one class, background included
+    # Live, frame by frame, gives the same decisions and transitions.
+    pp.reset()
+    live = []
+    for t, p in enumerate(probs):
+        d, changes = pp.step(p, t)
+        assert (d == decisions[t]).all()
+        live.extend(changes)
+    assert live == transitions
+
+
+def test_exclusive_mode_with_zero_thresholds_is_the_argmax():
+    rng = np.random.default_rng(2)
+    probs = rng.dirichlet(np.full(5, 0.5), size=400)
+    decisions, _ = CausalPostprocessor(np.zeros(5), PostprocessSettings(exclusive=True)).run(probs)
+    assert (decisions.argmax(axis=1) == probs.argmax(axis=1)).all()
+
+
+def test_exclusive_switch_waits_for_the_minimum_duration_and_is_one_transition_pair():
+    # background, a, b: a for 5 frames, then b for 5 frames.
+    probs = np.array([[0.1, 0.8, 0.1]] * 5 + [[0.1, 0.2, 0.7]] * 5)
+    settings = PostprocessSettings(exclusive=True, min_duration_frames=2, min_off_frames=3)
+    decisions, transitions = CausalPostprocessor([0.5, 0.5, 0.5], settings).run(probs)
+    assert decisions[:, 1].tolist() == [0, 1, 1, 1, 1, 1, 0, 0, 0, 0]
+    assert decisions[:, 2].tolist() == [0, 0, 0, 0, 0, 0, 1, 1, 1, 1]
+    switch = [tr for tr in transitions if tr.frame_index == 6]
+    assert [(tr.behaviour, tr.kind, tr.change_frame) for tr in switch] == [(1, "offset", 5), (2, "onset", 5)]
+
+
+def test_exclusive_hysteresis_keeps_the_current_behaviour():
+    # a is on; then its probability dips to 0.45 (below on 0.5, above off 0.3) while nothing else qualifies.
+    probs = np.array([[0.1, 0.8, 0.1]] * 3 + [[0.3, 0.45, 0.25]] * 3 + [[0.8, 0.1, 0.1]] * 2)
+    settings = PostprocessSettings(exclusive=True, hysteresis=0.2)
+    decisions, _ = CausalPostprocessor([0.5, 0.5, 0.5], settings).run(probs)
+    assert decisions[:, 1].tolist() == [1, 1, 1, 1, 1, 1, 0, 0]
+    assert decisions[:, 0].tolist() == [0, 0, 0, 0, 0, 0, 1, 1]
+
+
+def test_exclusive_mode_needs_an_exclusive_background():
+    with pytest.raises(PostprocessError, match="exclusive_background"):
+        PostprocessSettings(exclusive=True, exclusive_background=False)
