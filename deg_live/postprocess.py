@@ -45,6 +45,10 @@ from camera_adapters.errors import UserFacingError
 POSTPROCESS_SCHEMA_VERSION = 1
 
 
+# Frame-count settings are bounded (an hour at 1 kHz): a bigger value is a typo, and must not overflow int64.
+MAX_FRAMES_SETTING = 3_600_000
+
+
 class PostprocessError(UserFacingError, ValueError):
     """Postprocessing settings or thresholds that cannot be used (wrong length, out of range)."""
 
@@ -80,18 +84,17 @@ class PostprocessSettings:
     def __post_init__(self) -> None:
         for name, lo, hi in (
             ("hysteresis", 0.0, 1.0),
-            ("min_duration_frames", 1, None),
-            ("min_off_frames", 1, None),
-            ("min_bout_length", 1, None),
+            ("min_duration_frames", 1, MAX_FRAMES_SETTING),
+            ("min_off_frames", 1, MAX_FRAMES_SETTING),
+            ("min_bout_length", 1, MAX_FRAMES_SETTING),
         ):
             values = getattr(self, name)
             for v in values if isinstance(values, (list, tuple)) else [values]:
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
-                    raise PostprocessError(f"postprocess.{name}: expected a number, got {v!r}")
-                if v < lo or (hi is not None and v > hi):
-                    bound = f"between {lo} and {hi}" if hi is not None else f">= {lo}"
-                    raise PostprocessError(f"postprocess.{name}: must be {bound}, got {v!r}")
-        if self.background_index is not None and self.background_index < 0:
+                # Range first (exact for ints of any size), then finiteness: NaN fails both comparisons.
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not (lo <= v <= hi):
+                    kind = "a number" if name == "hysteresis" else "a whole number of frames"
+                    raise PostprocessError(f"postprocess.{name}: expected {kind} between {lo} and {hi}, got {v!r}")
+        if self.background_index is not None and not (0 <= self.background_index <= MAX_FRAMES_SETTING):
             raise PostprocessError(f"postprocess.background_index: must be >= 0 or null, got {self.background_index}")
         if self.exclusive and self.background_index is not None and not self.exclusive_background:
             raise PostprocessError(
@@ -344,7 +347,9 @@ class CausalPostprocessor:
         return active.copy(), transitions
 
     def run(self, probs: np.ndarray, start_frame: int = 0) -> tuple[np.ndarray, list[Transition]]:
-        """Postprocess a whole sequence: exactly :meth:`reset` then :meth:`step` for each frame.
+        """Postprocess a whole sequence: the same decisions and transitions as :meth:`reset` then :meth:`step`
+        for each frame (a test holds them equal), computed with scalar loops (offline evaluation and the
+        validation search run it thousands of times). Leaves the postprocessor reset.
 
         Args:
             probs: (T, K) float probabilities.
@@ -358,11 +363,95 @@ class CausalPostprocessor:
             raise PostprocessError(f"probabilities: expected shape (T, {self.num_behaviours}), got {probs.shape}")
         self.reset()
         decisions = np.zeros(probs.shape, dtype=bool)
-        transitions: list[Transition] = []
-        for i in range(probs.shape[0]):
-            decisions[i], changes = self.step(probs[i], start_frame + i)
-            transitions.extend(changes)
-        return decisions, transitions
+        keyed: list[tuple[int, int, int, Transition]] = []  # (frame, background last, behaviour, transition)
+        if self.exclusive:
+            self._run_exclusive(probs, start_frame, decisions, keyed)
+        else:
+            for k in np.flatnonzero(self._thresholded):
+                self._run_one(int(k), probs[:, k].tolist(), start_frame, decisions, keyed)
+        bg = self.background
+        if bg is not None and probs.shape[0]:
+            on = ~np.delete(decisions, bg, axis=1).any(axis=1)
+            decisions[:, bg] = on
+            change = np.flatnonzero(np.diff(np.concatenate([[False], on]).astype(np.int8)))
+            start = -1
+            for i in change.tolist():
+                t = start_frame + i
+                if on[i]:
+                    start = t
+                    keyed.append((t, 1, bg, Transition(bg, "onset", t, t, float(probs[i, bg]), t)))
+                else:
+                    keyed.append((t, 1, bg, Transition(bg, "offset", t, start, float(probs[i, bg]), t)))
+        keyed.sort(key=lambda x: x[:3])
+        return decisions, [x[3] for x in keyed]
+
+    def _run_one(self, k: int, column: list[float], t0: int, decisions: np.ndarray, keyed: list) -> None:
+        """Non-exclusive :meth:`run` of one behaviour (exactly :meth:`step`'s rule for column ``k``)."""
+        on, off = float(self.on[k]), float(self.off[k])
+        need_on, need_off = int(self.min_on[k]), int(self.min_off[k])
+        active, run, run_start, bout_start = False, 0, 0, -1
+        out = decisions[:, k]
+        for i, x in enumerate(column):
+            t = t0 + i
+            if (x <= off) if active else (x > on):  # NaN is False both ways: it breaks the run
+                run += 1
+                if run == 1:
+                    run_start = t
+                if run >= (need_off if active else need_on):
+                    run = 0
+                    if active:
+                        keyed.append((t, 0, k, Transition(k, "offset", t, bout_start, x, run_start)))
+                        bout_start = -1
+                    else:
+                        keyed.append((t, 0, k, Transition(k, "onset", t, run_start, x, run_start)))
+                        bout_start = run_start
+                    active = not active
+            else:
+                run = 0
+            out[i] = active
+
+    def _run_exclusive(self, probs: np.ndarray, t0: int, decisions: np.ndarray, keyed: list) -> None:
+        """Exclusive :meth:`run` (exactly :meth:`_step_exclusive` frame by frame), scalar loop."""
+        nan_rows = np.isnan(probs).any(axis=1).tolist()
+        best_all = np.argmax(np.nan_to_num(probs, nan=-1.0), axis=1).tolist()
+        rows = probs.tolist()
+        on, off = self.on.tolist(), self.off.tolist()
+        need_on, need_off = self.min_on.tolist(), self.min_off.tolist()
+        thresholded = self._thresholded.tolist()
+        bg = self.background
+        cur, chal, chal_len, chal_start, off_len, off_start, bout_start = -1, -1, 0, 0, 0, 0, -1
+        for i, row in enumerate(rows):
+            t = t0 + i
+            if nan_rows[i]:
+                chal, chal_len, off_len = -1, 0, 0
+            else:
+                best = best_all[i]
+                cand = best if (thresholded[best] and row[best] > on[best]) else -1
+                if cand >= 0 and cand != cur:
+                    if cand == chal:
+                        chal_len += 1
+                    else:
+                        chal, chal_len, chal_start = cand, 1, t
+                else:
+                    chal, chal_len = -1, 0
+                if cur >= 0:
+                    if row[cur] <= off[cur] or (bg is not None and best == bg):
+                        off_len += 1
+                        if off_len == 1:
+                            off_start = t
+                    else:
+                        off_len = 0
+                if chal >= 0 and chal_len >= need_on[chal]:
+                    if cur >= 0:  # the offset first, then the onset, as step() reports them
+                        keyed.append((t, 0, -1, Transition(cur, "offset", t, bout_start, row[cur], chal_start)))
+                    keyed.append((t, 0, 0, Transition(chal, "onset", t, chal_start, row[chal], chal_start)))
+                    cur, bout_start = chal, chal_start
+                    chal, chal_len, off_len = -1, 0, 0
+                elif cur >= 0 and off_len >= need_off[cur]:
+                    keyed.append((t, 0, cur, Transition(cur, "offset", t, bout_start, row[cur], off_start)))
+                    cur, bout_start, off_len = -1, -1, 0
+            if cur >= 0:
+                decisions[i, cur] = True
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -262,3 +262,30 @@ def test_exclusive_hysteresis_keeps_the_current_behaviour():
 def test_exclusive_mode_needs_an_exclusive_background():
     with pytest.raises(PostprocessError, match="exclusive_background"):
         PostprocessSettings(exclusive=True, exclusive_background=False)
+
+
+@pytest.mark.parametrize("exclusive", [False, True])
+@pytest.mark.parametrize("seed", range(6))
+def test_run_equals_the_step_loop(exclusive, seed):
+    # run() is a fast scalar implementation; the live step loop is the reference.
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(2, 6))
+    probs = rng.dirichlet(np.full(k, 0.4), size=300) if exclusive else rng.random((300, k))
+    probs[rng.random(300) < 0.03, int(rng.integers(k))] = np.nan  # NaN frames break runs
+    settings = PostprocessSettings(
+        exclusive=exclusive,
+        hysteresis=[float(x) for x in rng.choice([0.0, 0.1, 0.3], k)],
+        min_duration_frames=[int(x) for x in rng.integers(1, 4, k)],
+        min_off_frames=[int(x) for x in rng.integers(1, 5, k)],
+        background_index=None if seed % 3 == 0 else 0,
+    )
+    pp = CausalPostprocessor(rng.uniform(0.1, 0.7, k), settings)
+    decisions, transitions = pp.run(probs, start_frame=100)
+    pp.reset()
+    steps, live = [], []
+    for t, p in enumerate(probs):
+        d, changes = pp.step(p, 100 + t)
+        steps.append(d)
+        live.extend(changes)
+    assert (np.array(steps) == decisions).all()
+    assert live == transitions
