@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from camera_adapters.video import probe
-from deg_train.frame_cache import FrameCache, cache_bytes_per_hour
+from deg_train.project.frame_cache import FrameCache, cache_bytes_per_hour
 
 DEFAULT_VIDEO = Path(__file__).resolve().parent.parent / "tests/data/rat_behavior/cage1_6_20_22_56/cage1_6_20_22_56.mp4"
 

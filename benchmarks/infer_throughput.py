@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from camera_adapters.video import VideoReader
-from deg_train.extract import encode_frames, encoder_from_model, iter_causal_windows, iter_frame_chunks
-from deg_train.infer import run_sequence
+from deg_train.inference.extract import encode_frames, encoder_from_model, iter_causal_windows, iter_frame_chunks
+from deg_train.inference.predict import run_sequence
 from deg_train.models.registry import create_model
 
 ROOT = Path(__file__).resolve().parents[1]

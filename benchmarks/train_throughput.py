@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deg_train.augment import ClipAugment, model_normalisation, prepare_clips
-from deg_train.config import load_config
-from deg_train.data import ClipDataset, EpochSampler, collate_clips
-from deg_train.losses import MaskedFocalBCE, MotionNetLoss
 from deg_train.models.registry import create_model
-from deg_train.project import Project
-from deg_train.trainer import _amp_context
+from deg_train.project.layout import Project
+from deg_train.training.augment import ClipAugment, model_normalisation, prepare_clips
+from deg_train.training.config import load_config
+from deg_train.training.data import ClipDataset, EpochSampler, collate_clips
+from deg_train.training.losses import MaskedFocalBCE, MotionNetLoss
+from deg_train.training.trainer import _amp_context
 
 RAT = Path(__file__).resolve().parents[1] / "tests" / "data" / "rat_behavior"
 SESSIONS = ("cage1_6_23_17_5", "unsessioned_05")

@@ -429,7 +429,7 @@ def _is_project(path: Path) -> bool:
 
 def _is_causal(run: Path) -> bool:
     """Whether a sequence run's model is causal (from its checkpoint; unreadable runs count as not)."""
-    from deg_train.checkpoints import CheckpointError, load_checkpoint
+    from deg_train.models.checkpoints import CheckpointError, load_checkpoint
 
     try:
         meta = load_checkpoint(run)
@@ -449,7 +449,7 @@ def resolve_runs(path: str | os.PathLike, feature_run: str | os.PathLike | None 
     Raises:
         ExportError: nothing to export there.
     """
-    from deg_train.checkpoints import CheckpointError, checkpoint_path, list_runs, load_checkpoint, run_stage
+    from deg_train.models.checkpoints import CheckpointError, checkpoint_path, list_runs, load_checkpoint, run_stage
 
     path = Path(path).expanduser()
     if not path.exists():
@@ -519,8 +519,8 @@ def export_runs(
     Raises:
         ExportError / CheckpointError / InferenceError: runs that are missing, centred, or do not fit.
     """
-    from deg_train.extract import load_encoder
-    from deg_train.infer import check_compatible, load_sequence, read_thresholds
+    from deg_train.inference.extract import load_encoder
+    from deg_train.inference.predict import check_compatible, load_sequence, read_thresholds
     from deg_train.models.frame_encoder import SequenceStep
 
     encoder = load_encoder(feature_run)

@@ -21,7 +21,7 @@ calls, like DeepLabCut-live::
 Offline, :meth:`Engine.infer_frames` runs a whole video's frames through the same graphs in batches (causal
 windows, frame 0 repeated before the start) and gives the same per-frame probabilities as streaming.
 
-Causal padding (the same as offline inference, ``deg_train.infer`` and ``FrameCache.clip``): the window for
+Causal padding (the same as offline inference, ``deg_train.inference.predict`` and ``FrameCache.clip``): the window for
 frame ``t`` is frames ``t-T+1 .. t``; indices below 0 are replaced by the stream's first frame.
 
 This module imports no torch; backends import their frameworks lazily in their own modules.

@@ -218,14 +218,14 @@ def _setup(args: argparse.Namespace) -> str:
 
 
 def _open_project(path: str):
-    from deg_train.project import Project
+    from deg_train.project.layout import Project
 
     return Project.open(path)
 
 
 def _extract(args: argparse.Namespace) -> int:
-    from deg_train.checkpoints import resolve_run
-    from deg_train.extract import extract_features, parse_shard
+    from deg_train.inference.extract import extract_features, parse_shard
+    from deg_train.models.checkpoints import resolve_run
 
     device = _setup(args)
     project = _open_project(args.project)
@@ -241,7 +241,7 @@ def _extract(args: argparse.Namespace) -> int:
 
 
 def _infer(args: argparse.Namespace) -> int:
-    from deg_train.evaluate import infer_videos
+    from deg_train.inference.videos import infer_videos
 
     device = _setup(args)
     written = infer_videos(
@@ -263,7 +263,9 @@ def _infer(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from deg_train.evaluate import evaluate_run, recorded_comparison, resolve_sequence_run
+    from deg_train.evaluation.evaluate import evaluate_run
+    from deg_train.inference.videos import resolve_sequence_run
+    from deg_train.recipe import recorded_comparison
 
     device = _setup(args)
     project = _open_project(args.project)
@@ -285,7 +287,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _train_all(args: argparse.Namespace) -> int:
-    from deg_train.pipeline import train_all
+    from deg_train.recipe import train_all
 
     device = _setup(args)
     report = train_all(

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from camera_adapters.errors import UserFacingError
 from camera_adapters.video import probe
-from deg_train.project import Project, ProjectError
+from deg_train.project.layout import Project, ProjectError
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +253,7 @@ def _remove_behaviour(args: argparse.Namespace) -> int:
 
 
 def _import_csv(args: argparse.Namespace) -> int:
-    from deg_train.labels import read_labels
+    from deg_train.project.labels import read_labels
 
     project = Project.open(args.project)
     record = project.video(args.video)
@@ -265,7 +265,7 @@ def _import_csv(args: argparse.Namespace) -> int:
 
 
 def _import_boris(args: argparse.Namespace) -> int:
-    from deg_train.boris import import_boris
+    from deg_train.project.boris import import_boris
 
     project = Project.open(args.project)
     record = project.video(args.video)

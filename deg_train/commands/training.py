@@ -155,13 +155,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _open_project(path: str) -> Any:
-    from deg_train.project import Project
+    from deg_train.project.layout import Project
 
     return Project.open(path)
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from deg_train.config import load_config
+    from deg_train.training.config import load_config
 
     overrides = list(args.overrides)
     if args.device:
@@ -190,7 +190,7 @@ def _resume_dir(project: Any, run: str | None) -> Path | None:
 def _report(run: Path) -> int:
     import os
 
-    from deg_train.trainer import read_metrics
+    from deg_train.training.trainer import read_metrics
 
     if os.environ.get("RANK", "0") != "0":
         return 0  # under torchrun, rank 0 reports
@@ -204,14 +204,14 @@ def _report(run: Path) -> int:
 
 
 def _train_flow(args: argparse.Namespace) -> int:
-    from deg_train.stages import train_flow
+    from deg_train.training.stages import train_flow
 
     project = _open_project(args.project)
     return _report(train_flow(project, _config(args), run_dir=_resume_dir(project, args.resume)))
 
 
 def _train_features(args: argparse.Namespace) -> int:
-    from deg_train.stages import train_features
+    from deg_train.training.stages import train_features
 
     project = _open_project(args.project)
     run = train_features(project, _config(args), flow_run=args.flow_run, run_dir=_resume_dir(project, args.resume))
@@ -219,7 +219,7 @@ def _train_features(args: argparse.Namespace) -> int:
 
 
 def _train_sequence(args: argparse.Namespace) -> int:
-    from deg_train.stages import train_sequence
+    from deg_train.training.stages import train_sequence
 
     project = _open_project(args.project)
     run = train_sequence(
@@ -235,7 +235,7 @@ def _train_sequence(args: argparse.Namespace) -> int:
 
 def load_flow_generator(run: str | Path) -> tuple[Any, dict[str, Any]]:
     """The flow generator of a flow run, or the frozen one inside a feature run; with the run's metadata."""
-    from deg_train.checkpoints import build_model_from_checkpoint
+    from deg_train.models.checkpoints import build_model_from_checkpoint
 
     model, meta = build_model_from_checkpoint(run)
     if meta["stage"] == "feature":
@@ -265,9 +265,9 @@ def render_flow_visualisation(
     import torch
 
     from camera_adapters.video import VideoReader, write_video
-    from deg_train.augment import model_normalisation, prepare_clips
-    from deg_train.flow_viz import flow_to_rgb
     from deg_train.models.flow.base import upsample_flow
+    from deg_train.training.augment import model_normalisation, prepare_clips
+    from deg_train.training.flow_viz import flow_to_rgb
 
     model, meta = load_flow_generator(run)
     config = meta.get("config") or {}
@@ -340,8 +340,8 @@ def render_flow_visualisation(
 
 
 def _flow_viz(args: argparse.Namespace) -> int:
-    from deg_train.checkpoints import resolve_run
-    from deg_train.trainer import resolve_device
+    from deg_train.models.checkpoints import resolve_run
+    from deg_train.training.trainer import resolve_device
 
     project = None
     try:

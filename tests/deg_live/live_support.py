@@ -4,7 +4,7 @@ The bundle is built from randomly initialised models of the ``deg_live_cpu`` pre
 T=3, quarter-width streams, a small causal TGM). Exporting costs ~30-50 s on 2 cores, so it is cached under
 pytest's cache directory, keyed by a hash of the code that produces it (models, export, bundle format): a change
 there rebuilds it. The torch modules' weights are saved beside it, so the offline reference
-(:func:`deg_train.infer.infer_video`) runs the very same weights.
+(:func:`deg_train.inference.predict.infer_video`) runs the very same weights.
 """
 
 from __future__ import annotations
@@ -217,8 +217,8 @@ def offline_probabilities(bundle: TinyBundle, video: Path = SHORT_VIDEO):
     import torch
 
     from deg_live.postprocess import PostprocessSettings
-    from deg_train.extract import LoadedEncoder
-    from deg_train.infer import LoadedSequence, infer_video
+    from deg_train.inference.extract import LoadedEncoder
+    from deg_train.inference.predict import LoadedSequence, infer_video
 
     torch.set_num_threads(1)
     two_stream, encoder, sequence, _ = bundle.torch_models()

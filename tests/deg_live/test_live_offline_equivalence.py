@@ -1,6 +1,6 @@
 """Offline == online, end to end: a real rat video replayed through the ``video`` camera adapter at full speed
 (lossless, flow-controlled: nothing skipped) into the live pipeline over real sockets gives the per-frame
-probabilities of offline inference (``deg_train.infer.infer_video``) on the same video and weights, and the
+probabilities of offline inference (``deg_train.inference.predict.infer_video``) on the same video and weights, and the
 events the causal postprocessor decides on the offline probabilities."""
 
 from __future__ import annotations

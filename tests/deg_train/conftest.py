@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from deg_train.project import Project
+from deg_train.project.layout import Project
 
 RAT_DATA = Path(__file__).resolve().parents[1] / "data" / "rat_behavior"
 

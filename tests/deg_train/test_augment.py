@@ -7,8 +7,8 @@ import itertools
 import pytest
 import torch
 
-from deg_train.augment import ClipAugment, model_normalisation, prepare_clips
-from deg_train.config import AugmentConfig
+from deg_train.training.augment import ClipAugment, model_normalisation, prepare_clips
+from deg_train.training.config import AugmentConfig
 
 torch.set_num_threads(1)
 

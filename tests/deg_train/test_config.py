@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from camera_adapters.settings import ConfigError
-from deg_train.config import PRESETS_DIR, TrainConfig, list_presets, load_config, read_preset, save_config
+from deg_train.training.config import PRESETS_DIR, TrainConfig, list_presets, load_config, read_preset, save_config
 
 
 def test_every_preset_loads_and_names_itself():

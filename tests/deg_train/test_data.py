@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from deg_train.data import ClipDataset, DatasetError, EpochSampler, collate_clips
-from deg_train.frame_cache import FrameCache
+from deg_train.project.frame_cache import FrameCache
+from deg_train.training.data import ClipDataset, DatasetError, EpochSampler, collate_clips
 
 
 def test_items_are_causal_clips_with_frame_t_labels(rat_project):
@@ -34,7 +34,7 @@ def test_fully_unlabelled_frames_are_skipped(fresh_rat_project):
     values = table.values.copy()
     values[:10] = -1  # first 10 frames unlabelled
     values[10, 1] = -1  # one entry unlabelled: the frame stays, the entry is masked
-    from deg_train.labels import LabelTable
+    from deg_train.project.labels import LabelTable
 
     fresh_rat_project.save_labels(name, LabelTable(table.behaviours, values))
     ds = ClipDataset(fresh_rat_project, [name], (32, 32), 3, labels=True, progress=False)

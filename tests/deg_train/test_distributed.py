@@ -15,7 +15,7 @@ WORKER = textwrap.dedent(
     import os, sys
     import torch
     from torch import nn
-    from deg_train.trainer import CheckpointInfo, FitSettings, Task, fit
+    from deg_train.training.trainer import CheckpointInfo, FitSettings, Task, fit
 
     torch.set_num_threads(1)
     out = sys.argv[1]

@@ -1,4 +1,4 @@
-"""deg_train.evaluate: thresholds on validation, the printed table, report files and PNG plots, and `infer`.
+"""deg_train.evaluation.evaluate: thresholds on validation, the printed table, report files and PNG plots, and `infer`.
 
 Runs are made from small randomly initialised models saved as real checkpoints (no training): this tests the
 evaluation, not the learning.
@@ -13,13 +13,14 @@ import pandas as pd
 import pytest
 import torch
 
-from deg_train.checkpoints import mark_done, new_run_dir, save_checkpoint
 from deg_train.cli import main
-from deg_train.evaluate import infer_videos, pick_run_thresholds
-from deg_train.extract import load_encoder
-from deg_train.infer import read_thresholds
+from deg_train.evaluation.evaluate import pick_run_thresholds
+from deg_train.inference.extract import load_encoder
+from deg_train.inference.predict import read_thresholds
+from deg_train.inference.videos import infer_videos
+from deg_train.models.checkpoints import mark_done, new_run_dir, save_checkpoint
 from deg_train.models.registry import create_model
-from deg_train.outputs import list_groups, read_outputs
+from deg_train.project.outputs import list_groups, read_outputs
 
 FEATURE_KWARGS = {
     "flow_generator": "tinymotionnet",

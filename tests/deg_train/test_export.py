@@ -17,10 +17,10 @@ import torch
 from camera_adapters.video import VideoReader
 from deg_live.bundle import read_bundle
 from deg_live.postprocess import CausalPostprocessor, PostprocessSettings
-from deg_train.checkpoints import mark_done, new_run_dir, save_checkpoint
 from deg_train.cli import main as deg_train_main
 from deg_train.export import ExportError, check_encoder, export_bundle, export_from_path
-from deg_train.infer import infer_video, write_thresholds_file
+from deg_train.inference.predict import infer_video, write_thresholds_file
+from deg_train.models.checkpoints import mark_done, new_run_dir, save_checkpoint
 from deg_train.models.frame_encoder import FrameEncoder, SequenceStep
 from deg_train.models.registry import create_model
 

@@ -1,4 +1,4 @@
-"""deg_train.extract / deg_train.infer on a real rat video with tiny models.
+"""deg_train.inference.extract / deg_train.inference.predict on a real rat video with tiny models.
 
 Causal windows (the window for frame t is frames t-T+1..t, frame 0 repeated), causality of the encoder outputs,
 outputs files in DeepEthogram's layout, sharding, and infer_video == stepping the sequence model frame by frame.
@@ -15,7 +15,7 @@ import torch
 
 from camera_adapters.video import VideoReader
 from deg_live.postprocess import CausalPostprocessor, PostprocessSettings
-from deg_train.extract import (
+from deg_train.inference.extract import (
     ExtractError,
     encode_frames,
     encode_video,
@@ -25,10 +25,10 @@ from deg_train.extract import (
     parse_shard,
     select_shard,
 )
-from deg_train.infer import LoadedSequence, infer_video, predictions_path_for, write_predictions_csv
+from deg_train.inference.predict import LoadedSequence, infer_video, predictions_path_for, write_predictions_csv
 from deg_train.models.frame_encoder import SequenceStep
 from deg_train.models.registry import create_model
-from deg_train.outputs import read_outputs
+from deg_train.project.outputs import read_outputs
 
 RAT_DATA = Path(__file__).resolve().parents[1] / "data" / "rat_behavior"
 SIZE = (32, 32)
@@ -170,7 +170,7 @@ def test_infer_video_equals_streaming(encoder, tmp_path):
 
 def test_frame_cache_path_gives_identical_features(encoder, tmp_path):
     """Reading frames from a built FrameCache (same resize) gives exactly the features of decoding the video."""
-    from deg_train.frame_cache import FrameCache
+    from deg_train.project.frame_cache import FrameCache
 
     FrameCache.open(rat_video(VIDEO), tmp_path, size=SIZE, progress=False)
     decoded = encode_video(rat_video(VIDEO), encoder, batch_size=16)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from camera_adapters.video import VideoError, VideoReader, write_video
-from deg_train.frame_cache import FrameCache, cache_bytes_per_hour
+from deg_train.project.frame_cache import FrameCache, cache_bytes_per_hour
 
 RAT = Path(__file__).resolve().parents[1] / "data" / "rat_behavior"
 VIDEO = RAT / "cage1_6_23_17_5" / "cage1_6_23_17_5.mp4"  # 144 frames, 320x180

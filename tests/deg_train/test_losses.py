@@ -7,8 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from deg_train.flow_viz import flow_to_rgb
-from deg_train.losses import (
+from deg_train.models import create_model, warp
+from deg_train.training.flow_viz import flow_to_rgb
+from deg_train.training.losses import (
     MaskedFocalBCE,
     MotionNetLoss,
     charbonnier,
@@ -16,7 +17,6 @@ from deg_train.losses import (
     pos_weight_from_counts,
     ssim,
 )
-from deg_train.models import create_model, warp
 
 torch.set_num_threads(1)
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score, roc_auc_score
 
-from deg_train.metrics import (
+from deg_train.evaluation.metrics import (
     MetricsReport,
     average_precision,
     bout_stats,

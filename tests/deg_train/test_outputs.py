@@ -1,4 +1,4 @@
-"""deg_train.outputs: the `<video>_outputs.h5` round trip, DeepEthogram's layout, other groups kept intact."""
+"""deg_train.project.outputs: the `<video>_outputs.h5` round trip, DeepEthogram's layout, other groups kept intact."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from deg_train.outputs import (
+from deg_train.project.outputs import (
     OUTPUTS_SCHEMA_VERSION,
     OutputsError,
     group_attrs,

@@ -8,10 +8,10 @@ import yaml
 from camera_adapters.settings import ConfigError
 from camera_adapters.video import VideoError, probe
 from deg_train.cli import main as deg_train
-from deg_train.labels import LabelError, read_labels
-from deg_train.project import Project, ProjectError
-from deg_train.project_settings import DEFAULT_SETTINGS_FILE, ProjectSettings, load_project_settings_file
-from deg_train.splits import Split
+from deg_train.project.labels import LabelError, read_labels
+from deg_train.project.layout import Project, ProjectError
+from deg_train.project.settings import DEFAULT_SETTINGS_FILE, ProjectSettings, load_project_settings_file
+from deg_train.project.splits import Split
 
 RAT = Path(__file__).resolve().parents[1] / "data" / "rat_behavior"
 SESSIONS = ("cage1_6_23_17_5", "cage2_6_23_17_5", "cage2_6_23_21_4", "unsessioned_05")

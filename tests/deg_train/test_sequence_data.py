@@ -1,11 +1,11 @@
-"""deg_train.sequence_data: windows with real context, moving boundaries, whole videos, collation."""
+"""deg_train.training.sequence_data: windows with real context, moving boundaries, whole videos, collation."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from deg_train.sequence_data import SequenceDataset, collate_sequences
+from deg_train.training.sequence_data import SequenceDataset, collate_sequences
 
 
 def _data(lengths=(300, 120), d=4, k=3):

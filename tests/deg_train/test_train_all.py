@@ -8,10 +8,10 @@ import json
 import pytest
 import torch
 
-from deg_train.checkpoints import is_done
 from deg_train.cli import main
-from deg_train.outputs import list_groups
-from deg_train.pipeline import STATE_FILE
+from deg_train.models.checkpoints import is_done
+from deg_train.project.outputs import list_groups
+from deg_train.recipe import STATE_FILE
 
 SESSIONS = ("cage1_6_23_17_5", "cage2_6_23_17_5", "cage2_6_23_21_4")
 

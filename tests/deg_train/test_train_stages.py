@@ -8,10 +8,10 @@ import pytest
 import torch
 import yaml
 
-from deg_train.checkpoints import BEST, LAST, build_model_from_checkpoint, latest_run, load_checkpoint
-from deg_train.config import load_config
-from deg_train.stages import StageError, train_features, train_flow, train_sequence
-from deg_train.trainer import read_metrics
+from deg_train.models.checkpoints import BEST, LAST, build_model_from_checkpoint, latest_run, load_checkpoint
+from deg_train.training.config import load_config
+from deg_train.training.stages import StageError, train_features, train_flow, train_sequence
+from deg_train.training.trainer import read_metrics
 
 torch.set_num_threads(1)
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from deg_train.checkpoints import BEST, LAST, load_checkpoint
-from deg_train.trainer import CheckpointInfo, FitSettings, Task, fit, read_metrics
+from deg_train.models.checkpoints import BEST, LAST, load_checkpoint
+from deg_train.training.trainer import CheckpointInfo, FitSettings, Task, fit, read_metrics
 
 torch.set_num_threads(1)
 

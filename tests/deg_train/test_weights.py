@@ -18,7 +18,7 @@ import torchvision
 
 from camera_adapters.errors import UserFacingError
 from deg_train.models import TwoStream, create_model
-from deg_train.weights import WeightsError, load_weights
+from deg_train.models.weights import WeightsError, load_weights
 
 torch.set_num_threads(1)
 

@@ -2,7 +2,7 @@
 
 ``resnet18`` / ``resnet34`` / ``resnet50`` here have the same names and shapes as
 ``torchvision.models.resnet18`` etc. minus the final ``fc`` (a backbone returns features, the heads live in
-the two-stream model), so a torchvision ``state_dict`` loads directly (``deg_train.weights``). ResNet50 adds,
+the two-stream model), so a torchvision ``state_dict`` loads directly (``deg_train.models.weights``). ResNet50 adds,
 like DeepEthogram, ``compression_fc`` (Linear 2048 -> 512 + ReLU) so both ResNets give 512-d features.
 ``width`` narrows every stage (0.5 = half the channels) for CPU presets; narrowed nets train from scratch.
 """

@@ -2,7 +2,7 @@
 
 Encoder: 4 convolutions (1, 1/2, 1/4, 1/8 of the input); decoder: 2 transposed convolutions with skip
 connections; a flow is predicted at 1/8, 1/4 and 1/2 of the input. Parameter names match DeepEthogram's
-TinyMotionNet, so its checkpoints load without renaming (see ``deg_train.weights``).
+TinyMotionNet, so its checkpoints load without renaming (see ``deg_train.models.weights``).
 """
 
 from __future__ import annotations

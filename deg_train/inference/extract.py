@@ -1,9 +1,9 @@
 """Stage 2 -> stage 3: run a trained frame encoder over whole videos and save per-frame features to HDF5.
 
 For every frame t of a video the encoder sees the CAUSAL window of frames ``t-T+1 .. t`` (frame 0 repeated
-before the start), exactly :meth:`deg_train.frame_cache.FrameCache.clip` and exactly what the live pipeline
+before the start), exactly :meth:`deg_train.project.frame_cache.FrameCache.clip` and exactly what the live pipeline
 feeds it, so features saved here are the features live inference computes. The results go to the video's
-``<video>_outputs.h5`` (DeepEthogram's layout, :mod:`deg_train.outputs`), in a group named by the latent name.
+``<video>_outputs.h5`` (DeepEthogram's layout, :mod:`deg_train.project.outputs`), in a group named by the latent name.
 
 Throughput (the part a person waits for):
 
@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from camera_adapters.errors import UserFacingError
 from camera_adapters.video import VideoReader
-from deg_train.outputs import group_attrs, outputs_path_for, write_outputs
+from deg_train.project.outputs import group_attrs, outputs_path_for, write_outputs
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def load_encoder(feature_run: str | os.PathLike | LoadedEncoder, *, device: str 
     """
     if isinstance(feature_run, LoadedEncoder):
         return feature_run
-    from deg_train.checkpoints import build_model_from_checkpoint
+    from deg_train.models.checkpoints import build_model_from_checkpoint
     from deg_train.models.frame_encoder import FrameEncoder
 
     model, meta = build_model_from_checkpoint(feature_run, expect_stage="feature")
@@ -369,7 +369,7 @@ def _existing_cache(video: str | os.PathLike, cache_dir: str | os.PathLike, size
     An existing cache is reused (or rebuilt by ``FrameCache.open`` if the video changed); extraction never builds
     a cache just for itself.
     """
-    from deg_train.frame_cache import FrameCache
+    from deg_train.project.frame_cache import FrameCache
 
     data_path, meta_path = FrameCache.paths_for(Path(video).resolve(), cache_dir, size)
     if not (data_path.is_file() and meta_path.is_file()):
@@ -432,7 +432,7 @@ def extract_features(
     features of another run under the same latent name are replaced.
 
     Args:
-        project: an open :class:`deg_train.project.Project`.
+        project: an open :class:`deg_train.project.layout.Project`.
         feature_run: a stage-2 run directory / checkpoint, or a :class:`LoadedEncoder`.
         videos: names (or records) to process; None = every video in the project.
         shard: ``(i, n)`` or ``"i/n"``: process only shard i of n (see :func:`select_shard`).

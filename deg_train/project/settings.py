@@ -22,7 +22,7 @@ from camera_adapters.settings import load_settings, load_settings_file
 PROJECT_SETTINGS_SCHEMA_VERSION = 1
 
 #: configs/project.yaml in a source checkout (the documented defaults).
-DEFAULT_SETTINGS_FILE = Path(__file__).resolve().parent.parent / "configs" / "project.yaml"
+DEFAULT_SETTINGS_FILE = Path(__file__).resolve().parents[2] / "configs" / "project.yaml"
 
 
 @dataclass
@@ -45,7 +45,7 @@ class SplitSettings:
 
 @dataclass
 class CacheSettings:
-    """The frame cache (decoded frames at training resolution, see deg_train.frame_cache).
+    """The frame cache (decoded frames at training resolution, see deg_train.project.frame_cache).
 
     Attributes:
         dir: folder of the caches, relative to the project root (or absolute, e.g. on a fast local disk).

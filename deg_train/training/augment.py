@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deg_train.config import AugmentConfig
+from deg_train.training.config import AugmentConfig
 
 #: DeepEthogram's fallback normalisation when a model carries none.
 DEFAULT_MEAN = (0.5, 0.5, 0.5)

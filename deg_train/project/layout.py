@@ -6,14 +6,14 @@
       project_config.yaml          # DeepEthogram's: a `project:` section (name, class_names, data_path...),
                                    # its other sections kept as they are, plus our `deg_live:` settings
       DATA/
-        split.yaml                 # train/val/test video names (deg_train.splits)
+        split.yaml                 # train/val/test video names (deg_train.project.splits)
         <video>/
           <video>.mp4              # the video (copied, or a symbolic link)
-          <video>_labels.csv       # per-frame labels (deg_train.labels), optional
+          <video>_labels.csv       # per-frame labels (deg_train.project.labels), optional
           <video>_outputs.h5       # features and predictions, written by `deg-train extract/infer`
           record.yaml              # DeepEthogram's index of the files above (+ our cached video facts)
       models/                      # training runs
-      cache/                       # frame caches (deg_train.frame_cache), safe to delete
+      cache/                       # frame caches (deg_train.project.frame_cache), safe to delete
 
 Everything written is written atomically: a crash or a bad input never leaves half a file or half a video folder.
 
@@ -43,7 +43,7 @@ from camera_adapters.errors import UserFacingError
 from camera_adapters.files import atomic_write_text
 from camera_adapters.settings import ConfigError
 from camera_adapters.video import VIDEO_EXTENSIONS, probe
-from deg_train.labels import (
+from deg_train.project.labels import (
     BACKGROUND,
     LabelError,
     LabelTable,
@@ -51,8 +51,8 @@ from deg_train.labels import (
     read_labels,
     write_labels,
 )
-from deg_train.project_settings import ProjectSettings, load_project_settings
-from deg_train.splits import Split, make_split
+from deg_train.project.settings import ProjectSettings, load_project_settings
+from deg_train.project.splits import Split, make_split
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ class Project:
         root: the project folder.
         config_path: its ``project_config.yaml``.
         config: that file's full contents (other tools' sections are kept intact when we write it back).
-        settings: our :class:`~deg_train.project_settings.ProjectSettings` (from the ``deg_live:`` section).
+        settings: our :class:`~deg_train.project.settings.ProjectSettings` (from the ``deg_live:`` section).
     """
 
     def __init__(self, root: Path, config: dict[str, Any], settings: ProjectSettings):
@@ -622,7 +622,7 @@ class Project:
         *,
         save: bool = True,
     ) -> Split:
-        """Split the project's videos by video or session (see :func:`deg_train.splits.make_split`).
+        """Split the project's videos by video or session (see :func:`deg_train.project.splits.make_split`).
 
         Arguments left as None come from the project settings (``split.*``). With ``save``, the split is
         written to ``DATA/split.yaml`` (replacing any previous one).
@@ -646,8 +646,8 @@ class Project:
     # -- frame caches ------------------------------------------------------------------------------------------
 
     def frame_cache(self, name: str, size: tuple[int, int], *, progress: bool = True):
-        """The :class:`deg_train.frame_cache.FrameCache` of video ``name`` at ``size``, built if needed."""
-        from deg_train.frame_cache import FrameCache
+        """The :class:`deg_train.project.frame_cache.FrameCache` of video ``name`` at ``size``, built if needed."""
+        from deg_train.project.frame_cache import FrameCache
 
         return FrameCache.open(self.video(name).video_path, self.cache_dir, size=size, progress=progress)
 

@@ -1,14 +1,14 @@
-"""Thresholds on validation, scores on held-out videos, reports and plots; and ``infer`` over many videos.
+"""Thresholds on validation, scores on held-out videos, reports and plots.
 
 :func:`evaluate_run` is what ``deg-train evaluate`` runs:
 
-1. thresholds per behaviour are picked on the validation videos to maximise F1 (:func:`deg_train.metrics.
+1. thresholds per behaviour are picked on the validation videos to maximise F1 (:func:`deg_train.evaluation.metrics.
    pick_thresholds`) and saved as ``thresholds.json`` in the sequence run (what export and live use), unless
    already there;
 2. the held-out videos' probabilities come from the sequence model run on their saved features;
 3. decisions come from the causal postprocessor (exactly what live decides) and, for comparison, from
    DeepEthogram's offline minimum-bout cleanup; the stage-2 feature extractor alone is scored too;
-4. :func:`deg_train.metrics.compute_metrics` gives per-behaviour and macro F1, precision, recall, AUROC, AP,
+4. :func:`deg_train.evaluation.metrics.compute_metrics` gives per-behaviour and macro F1, precision, recall, AUROC, AP,
    onset delay and bout count error; with ``compare_run`` (the centred, non-causal model) a table says how much
    F1 causality costs and how many frames of onset delay it adds;
 5. files in ``<run>/evaluation/``: ``report.md`` (all tables), ``report.json``, ``metrics_<variant>.csv``,
@@ -32,19 +32,17 @@ from tqdm import tqdm
 from camera_adapters.errors import UserFacingError
 from camera_adapters.files import atomic_write_text
 from deg_live.postprocess import CausalPostprocessor, offline_cleanup
-from deg_train.infer import (
+from deg_train.evaluation.metrics import TABLE_COLUMNS, MetricsReport, compute_metrics, threshold_search
+from deg_train.inference.predict import (
     LoadedSequence,
-    final_decisions,
     load_sequence,
-    predictions_path_for,
     read_thresholds,
     run_sequence,
     sigmoid,
-    write_predictions_csv,
     write_thresholds_file,
 )
-from deg_train.metrics import TABLE_COLUMNS, MetricsReport, compute_metrics, threshold_search
-from deg_train.outputs import list_groups, outputs_path_for, read_outputs, write_outputs
+from deg_train.inference.videos import resolve_sequence_run
+from deg_train.project.outputs import list_groups, read_outputs
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +88,7 @@ def _ensure_features(project: Any, seq: LoadedSequence, names: Sequence[str], de
         feature_run = (seq.meta.get("extra") or {}).get("feature_run")
         if not feature_run:
             raise EvaluationError(f"videos {missing} have no features and the sequence run names no feature run")
-        from deg_train.extract import extract_features
+        from deg_train.inference.extract import extract_features
 
         log.info("extracting features of %s first", missing)
         extract_features(project, feature_run, missing, device=device)
@@ -197,45 +195,6 @@ class EvaluationReport:
     reports: dict[str, MetricsReport]
     comparison: pd.DataFrame | None = None
     files: list[Path] = field(default_factory=list)
-
-
-def resolve_sequence_run(project: Any, run: str | os.PathLike | LoadedSequence | None) -> Any:
-    """A sequence run from a user's value; None = the newest finished CAUSAL sequence run of the project.
-
-    (``train-all`` trains the centred comparison model after the causal one, so "the latest sequence run" would
-    otherwise be the model that cannot run live.)
-    """
-    from deg_train.checkpoints import CheckpointError, list_runs, resolve_run
-
-    if isinstance(run, LoadedSequence):
-        return run
-    if run is not None:
-        return resolve_run(project, "sequence", run)
-    runs = [r for r in list_runs(project.models_dir, "sequence", finished=True) if not r.name.endswith("-centred")]
-    if not runs:
-        raise CheckpointError(
-            f"{project.models_dir}: no finished causal sequence run yet; train one first "
-            "(deg-train train-sequence or train-all)"
-        )
-    return runs[-1]
-
-
-def recorded_comparison(project: Any, sequence_run: Any) -> Path | None:
-    """The centred run ``train-all`` trained beside ``sequence_run`` (from ``models/train_all.json``), if any."""
-    from deg_train.pipeline import STATE_FILE
-
-    path = Path(project.models_dir) / STATE_FILE
-    if not path.is_file():
-        return None
-    try:
-        stages = json.loads(path.read_text(encoding="utf-8")).get("stages", {})
-    except (OSError, json.JSONDecodeError):
-        return None
-    run = Path(getattr(sequence_run, "run_dir", None) or sequence_run)
-    causal, centred = stages.get("sequence", {}), stages.get("sequence_centred", {})
-    if causal.get("run") and Path(causal["run"]).resolve() == run.resolve() and centred.get("done"):
-        return Path(centred["run"])
-    return None
 
 
 def _split(project: Any):
@@ -365,7 +324,7 @@ def evaluate_run(
         device: torch device.
         plots: write the PNG plots.
     """
-    from deg_train.plots import plot_ethogram, plot_f1_bars, plot_training_curves
+    from deg_train.evaluation.plots import plot_ethogram, plot_f1_bars, plot_training_curves
 
     seq = load_sequence(resolve_sequence_run(project, sequence_run), device=device)
     pick_run_thresholds(project, seq, force=repick, device=device)
@@ -469,7 +428,7 @@ def evaluate_run(
         feature_run = extra.get("feature_run")
         if feature_run:
             try:
-                from deg_train.checkpoints import load_checkpoint
+                from deg_train.models.checkpoints import load_checkpoint
 
                 flow_run = (load_checkpoint(feature_run).get("extra") or {}).get("flow_run")
                 if flow_run:
@@ -525,131 +484,3 @@ def evaluate_run(
     files.append(atomic_write_text(out / "report.json", json.dumps(data, indent=2, default=str) + "\n"))
     files.append(atomic_write_text(out / "report.md", "\n".join(md) + "\n"))
     return EvaluationReport("\n".join(text), out, reports, comparison, files)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# infer over many videos
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def infer_videos(
-    *,
-    project: str | os.PathLike | Any | None = None,
-    videos: Sequence[str] | None = None,
-    feature_run: str | os.PathLike | None = None,
-    sequence_run: str | os.PathLike | None = None,
-    shard: str | tuple[int, int] | None = None,
-    out_dir: str | os.PathLike | None = None,
-    postprocess_mode: str = "causal",
-    write_h5: bool = True,
-    batch_size: int = 32,
-    device: str = "cpu",
-    progress: bool = True,
-    precision: str = "fp32",
-) -> list[tuple[Path, Path]]:
-    """``deg-train infer``: predictions for many videos (project videos or any files), optionally one shard.
-
-    For each video: features (reused from its outputs file when they are there and from the same feature run,
-    else encoded), the sequence model, thresholds and postprocessing; writes ``<video>_outputs.h5`` (feature and
-    sequence groups) and ``<video>_predictions.csv``.
-
-    Returns:
-        ``(video, predictions csv)`` pairs.
-
-    Raises:
-        EvaluationError: no videos, or runs not given and no project to find them in.
-    """
-    from deg_train.checkpoints import resolve_run
-    from deg_train.extract import encode_video, load_encoder, select_shard, write_encoded
-    from deg_train.infer import check_compatible
-
-    proj = None
-    if project is not None:
-        if hasattr(project, "videos"):
-            proj = project
-        else:
-            from deg_train.project import Project
-
-            proj = Project.open(project)
-    if proj is None and (sequence_run is None):
-        raise EvaluationError("give --sequence-run (and --feature-run) or --project to find the latest runs in")
-    seq_dir = resolve_sequence_run(proj, sequence_run) if proj is not None else Path(sequence_run)
-    seq = load_sequence(seq_dir, device=device)
-    if feature_run is None:
-        feature_run = (seq.meta.get("extra") or {}).get("feature_run")
-    if feature_run is None:
-        if proj is None:
-            raise EvaluationError("give --feature-run: the sequence run does not say which feature run it used")
-        feature_run = resolve_run(proj, "feature", None)
-    elif proj is not None:
-        feature_run = resolve_run(proj, "feature", feature_run)
-    enc = load_encoder(feature_run, device=device)
-    check_compatible(enc, seq)
-    fingerprint = enc.fingerprint() + ("" if precision == "fp32" else f":{precision}")
-
-    # The video list: project names or paths.
-    items: list[tuple[str, Path, Path]] = []  # (name, video path, outputs path)
-    if videos is None:
-        if proj is None:
-            raise EvaluationError("no videos given; pass video files or --project")
-        items = [(r.name, r.video_path, r.outputs_path) for r in proj.videos]
-    else:
-        records = {r.name: r for r in proj.videos} if proj is not None else {}
-        for v in videos:
-            if v in records:
-                r = records[v]
-                items.append((r.name, r.video_path, r.outputs_path))
-            else:
-                path = Path(v)
-                if not path.is_file():
-                    known = f"; project videos: {sorted(records)}" if records else ""
-                    raise EvaluationError(f"{v}: neither a video file nor a project video{known}")
-                items.append((path.stem, path, outputs_path_for(path)))
-    if not items:
-        raise EvaluationError("no videos to run on")
-    if shard is not None:
-        items = select_shard(items, shard, key=lambda item: item[0])
-        log.info("shard %s: %d videos", shard, len(items))
-
-    written = []
-    for name, video, outputs in tqdm(items, desc="infer", unit="video", disable=not progress):
-        if out_dir is not None:
-            outputs = Path(out_dir) / outputs.name
-        group = read_outputs(outputs, enc.latent_name) if enc.latent_name in list_groups(outputs) else None
-        if group is not None and group.attrs.get("encoder") == fingerprint and group.spatial_features is not None:
-            features = group.features
-        else:
-            encoded = encode_video(
-                video,
-                enc,
-                batch_size=batch_size,
-                device=device,
-                progress=name if progress else False,
-                precision=precision,
-            )
-            features = encoded.features
-            if write_h5:
-                write_encoded(outputs, encoded, enc, fingerprint)
-        logits = run_sequence(seq.model, features, device=device)
-        probs = sigmoid(logits)
-        decisions = final_decisions(probs, seq.thresholds, seq.postprocess, postprocess_mode)
-        if write_h5:
-            write_outputs(
-                outputs,
-                seq.output_name,
-                logits=logits,
-                probabilities=probs,
-                thresholds=seq.thresholds,
-                behaviours=seq.behaviours,
-                attrs={
-                    "stage": "sequence",
-                    "run": str(seq.run_dir),
-                    "latent_name_in": enc.latent_name,
-                    "causal": seq.causal,
-                    "postprocess": seq.postprocess.to_dict(),
-                },
-            )
-        csv = predictions_path_for(video, out_dir)
-        write_predictions_csv(csv, decisions, seq.behaviours)
-        written.append((Path(video), csv))
-    return written

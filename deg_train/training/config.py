@@ -30,7 +30,7 @@ from deg_live.postprocess import PostprocessSettings
 CONFIG_SCHEMA_VERSION = 1
 
 #: Where the preset YAML files live (the repository's ``configs/presets``); ``DEG_TRAIN_PRESETS`` overrides it.
-PRESETS_DIR = Path(os.environ.get("DEG_TRAIN_PRESETS", Path(__file__).resolve().parent.parent / "configs/presets"))
+PRESETS_DIR = Path(os.environ.get("DEG_TRAIN_PRESETS", Path(__file__).resolve().parents[2] / "configs/presets"))
 
 
 # ---------------------------------------------------------------------------------------------------------------

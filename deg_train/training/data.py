@@ -1,8 +1,8 @@
 """Datasets for stages 1 and 2: causal clips from the project's frame caches, and an epoch sampler.
 
 Each item of :class:`ClipDataset` is the CAUSAL clip ending at frame t — frames ``t-T+1 .. t``, frame 0 repeated
-before the start of the video, exactly :meth:`deg_train.frame_cache.FrameCache.clip` — and frame t's labels.
-Frames stay ``uint8`` until they reach the training device, where :mod:`deg_train.augment` turns a whole batch
+before the start of the video, exactly :meth:`deg_train.project.frame_cache.FrameCache.clip` — and frame t's labels.
+Frames stay ``uint8`` until they reach the training device, where :mod:`deg_train.training.augment` turns a whole batch
 into normalised floats; a DataLoader batch is therefore ``clip: (B, T, H, W, 3) uint8`` and
 ``labels: (B, K) int8`` (1 present, 0 absent, -1 unlabelled and masked out of the loss).
 
@@ -32,7 +32,7 @@ class ClipDataset(Dataset):
     """Causal clips of ``frames_per_window`` frames from a project's videos, with frame t's labels.
 
     Args:
-        project: an open :class:`deg_train.project.Project`.
+        project: an open :class:`deg_train.project.layout.Project`.
         videos: the video names (or ``VideoRecord`` objects) to draw clips from.
         cache_size: ``(height, width)`` of the frame cache (the training resolution).
         frames_per_window: T, frames per clip; the clip for frame t is ``t-T+1 .. t``.
@@ -55,7 +55,7 @@ class ClipDataset(Dataset):
         skip_unlabelled: bool | None = None,
         progress: bool = True,
     ) -> None:
-        from deg_train.frame_cache import FrameCache
+        from deg_train.project.frame_cache import FrameCache
 
         if not videos:
             raise DatasetError("no videos given for this dataset; check the split (deg-train split)")

@@ -7,11 +7,11 @@ progress bar, validation, a plateau learning-rate schedule, early stopping, and 
 
 What differs between stages is a small :class:`Task` object: how a batch becomes a loss (``train_step``), what
 validation computes (``val_step`` per batch, ``val_epoch`` over all of them) and which number decides "better"
-(``monitor``, ``mode``). The stage modules (:mod:`deg_train.stages`) build the model, the datasets and the task,
-and call :func:`fit`.
+(``monitor``, ``mode``). The stage modules (:mod:`deg_train.training.stages`) build the model, the datasets and the
+task, and call :func:`fit`.
 
 Reproducibility: epoch ``e`` seeds every random generator with ``seed + 1000 * e + rank`` before it starts, and
-:class:`~deg_train.data.EpochSampler` orders the data from ``seed + e``; so a run resumed after a crash at
+:class:`~deg_train.training.data.EpochSampler` orders the data from ``seed + e``; so a run resumed after a crash at
 epoch ``e`` continues exactly as the uninterrupted run would have (same batches, same augmentation, same
 dropout), and two runs with the same seed give the same weights on the CPU. On CUDA, a few kernels
 (``grid_sample``'s backward, used by the flow loss; some cuDNN convolutions) have no deterministic version; we
@@ -49,8 +49,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from camera_adapters.files import atomic_write_bytes, atomic_write_text
-from deg_train.checkpoints import BEST, LAST, is_done, load_checkpoint, mark_done, save_checkpoint
-from deg_train.data import EpochSampler, collate_clips
+from deg_train.models.checkpoints import BEST, LAST, is_done, load_checkpoint, mark_done, save_checkpoint
+from deg_train.training.data import EpochSampler, collate_clips
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class Task:
     mode: str = "min"
 
     def collate(self, items: list[Any]) -> Any:
-        """Turn dataset items into a batch (default: clips and labels, :func:`deg_train.data.collate_clips`)."""
+        """Turn dataset items into a batch (default: :func:`~deg_train.training.data.collate_clips`)."""
         return collate_clips(items)
 
     def setup(self, model: nn.Module, device: torch.device) -> None:

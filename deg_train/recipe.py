@@ -2,15 +2,15 @@
 
 Stages, in order (each is skipped when it already finished, and a crashed one resumes from its last checkpoint):
 
-1. ``flow``: the self-supervised flow generator (:func:`deg_train.stages.train_flow`);
+1. ``flow``: the self-supervised flow generator (:func:`deg_train.training.stages.train_flow`);
 2. ``feature``: the hidden two-stream feature extractor on the frozen flow generator;
-3. ``extract``: features of every project video into ``<video>_outputs.h5`` (:func:`deg_train.extract.
+3. ``extract``: features of every project video into ``<video>_outputs.h5`` (:func:`deg_train.inference.extract.
    extract_features`);
 4. ``sequence``: the causal sequence model on the saved features;
 5. ``sequence_centred``: the same model with ``sequence.causal=false`` (DeepEthogram-like, looks ahead), only to
    report what causality costs (skip with ``compare=False``);
 6. ``thresholds``: per-behaviour thresholds maximising F1 on validation, saved in each sequence run;
-7. ``evaluate``: the held-out report (:func:`deg_train.evaluate.evaluate_run`).
+7. ``evaluate``: the held-out report (:func:`deg_train.evaluation.evaluate.evaluate_run`).
 
 The state lives in ``<project>/models/train_all.json``: the preset and overrides it was started with, each
 stage's run directory, whether it finished, and how long it took. Starting again with other settings is an error
@@ -36,7 +36,7 @@ STATE_SCHEMA_VERSION = 1
 STAGES = ("flow", "feature", "extract", "sequence", "sequence_centred", "thresholds", "evaluate")
 
 
-class PipelineError(UserFacingError, ValueError):
+class TrainAllError(UserFacingError, ValueError):
     """``train-all`` cannot resume with these settings, or its state file is unreadable."""
 
 
@@ -46,9 +46,9 @@ def _read_state(path: Path) -> dict[str, Any] | None:
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as err:
-        raise PipelineError(f"{path}: unreadable ({err}); start again with --fresh") from None
+        raise TrainAllError(f"{path}: unreadable ({err}); start again with --fresh") from None
     if int(state.get("schema_version", 0)) > STATE_SCHEMA_VERSION:
-        raise PipelineError(f"{path}: written by a newer deg-train; upgrade, or start again with --fresh")
+        raise TrainAllError(f"{path}: written by a newer deg-train; upgrade, or start again with --fresh")
     return state
 
 
@@ -71,7 +71,7 @@ def train_all(
     device: str = "cpu",
     precision: str = "fp32",
 ):
-    """Run (or resume) every stage; returns the :class:`deg_train.evaluate.EvaluationReport`.
+    """Run (or resume) every stage; returns the :class:`deg_train.evaluation.evaluate.EvaluationReport`.
 
     Args:
         project: a project folder or an open project.
@@ -84,16 +84,16 @@ def train_all(
         precision: encoder arithmetic for extraction, ``fp32`` or ``bf16``.
 
     Raises:
-        PipelineError: the recorded pipeline used other settings (use ``fresh``).
+        TrainAllError: the recorded pipeline used other settings (use ``fresh``).
     """
-    from deg_train.checkpoints import is_done, new_run_dir
-    from deg_train.config import load_config
-    from deg_train.evaluate import evaluate_run, pick_run_thresholds
-    from deg_train.extract import extract_features
-    from deg_train.stages import project_split, train_features, train_flow, train_sequence
+    from deg_train.evaluation.evaluate import evaluate_run, pick_run_thresholds
+    from deg_train.inference.extract import extract_features
+    from deg_train.models.checkpoints import is_done, new_run_dir
+    from deg_train.training.config import load_config
+    from deg_train.training.stages import project_split, train_features, train_flow, train_sequence
 
     if not hasattr(project, "videos"):
-        from deg_train.project import Project
+        from deg_train.project.layout import Project
 
         project = Project.open(project)
     overrides = list(overrides or [])
@@ -102,7 +102,7 @@ def train_all(
     state_path = Path(project.models_dir) / STATE_FILE
     state = None if fresh else _read_state(state_path)
     if state is not None and (state.get("preset") != str(preset) or state.get("overrides") != overrides):
-        raise PipelineError(
+        raise TrainAllError(
             f"{state_path}: the recorded pipeline used --preset {state.get('preset')} with overrides "
             f"{state.get('overrides')}; run it with those to resume, or add --fresh to start a new one"
         )
@@ -181,3 +181,19 @@ def train_all(
     timing = ", ".join(f"{k} {float(v.get('seconds', 0.0)) / 60:.1f} min" for k, v in stages.items())
     report.text += f"\n\nStage times: {timing}; total {total / 60:.1f} min"
     return report
+
+
+def recorded_comparison(project: Any, sequence_run: Any) -> Path | None:
+    """The centred run ``train-all`` trained beside ``sequence_run`` (from ``models/train_all.json``), if any."""
+    path = Path(project.models_dir) / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        stages = json.loads(path.read_text(encoding="utf-8")).get("stages", {})
+    except (OSError, json.JSONDecodeError):
+        return None
+    run = Path(getattr(sequence_run, "run_dir", None) or sequence_run)
+    causal, centred = stages.get("sequence", {}), stages.get("sequence_centred", {})
+    if causal.get("run") and Path(causal["run"]).resolve() == run.resolve() and centred.get("done"):
+        return Path(centred["run"])
+    return None

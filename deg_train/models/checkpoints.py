@@ -7,7 +7,7 @@ A checkpoint is a ``torch.save`` dict (written atomically) with:
   given by :data:`STAGE_KIND`), so export and inference need only the run directory;
 - ``state_dict``: the model's weights (for a DDP-wrapped model, the inner module's);
 - ``behaviours`` (names, ``background`` first; empty for the flow stage), ``config`` (the resolved
-  :class:`~deg_train.config.TrainConfig` as a dict), ``epoch`` (the last finished epoch, 0-based);
+  :class:`~deg_train.training.config.TrainConfig` as a dict), ``epoch`` (the last finished epoch, 0-based);
 - ``optimizer``, ``scheduler`` state (to resume), ``metrics`` (the epoch's numbers) and ``extra`` (stage-specific:
   the flow run a feature run used, the feature run a sequence run used, label counts...).
 

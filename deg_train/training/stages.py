@@ -1,7 +1,8 @@
 """The three training stages: flow generator, hidden two-stream feature extractor, causal sequence model.
 
 Each ``train_*`` function builds its datasets from the project's split, its model from the config (and the
-previous stage's run), a small :class:`~deg_train.trainer.Task`, and hands them to :func:`deg_train.trainer.fit`.
+previous stage's run), a small :class:`~deg_train.training.trainer.Task`, and hands them to
+:func:`deg_train.training.trainer.fit`.
 Each returns its run directory ``<project>/models/<YYYYmmdd_HHMMSS>_<stage>_<arch>/`` holding ``config.yaml`` (the
 resolved config, with the previous stage's run filled in), ``checkpoint_last.pt``, ``checkpoint_best.pt``,
 ``metrics.csv``, ``train.log`` and ``done.json``. Passing an existing ``run_dir`` resumes that run.
@@ -14,8 +15,8 @@ resolved config, with the previous stage's run filled in), ``checkpoint_last.pt`
   (-1 masked), final-layer biases initialised to ``log(pos/neg)``; monitor ``val_f1`` (macro F1 over the
   behaviours other than background, each at its best validation threshold).
 - Stage 3 (:func:`train_sequence`): on the features stage 2 saved in ``<video>_outputs.h5`` (extracted first if
-  missing, by :func:`deg_train.extract.extract_features`); windows at random offsets every epoch with the model's
-  receptive field of real past before the frames that carry the loss (no fixed chunk boundaries); monitor
+  missing, by :func:`deg_train.inference.extract.extract_features`); windows at random offsets every epoch with
+  the model's receptive field of real past before the frames that carry the loss (no fixed chunk boundaries); monitor
   ``val_f1`` on whole validation videos.
 """
 
@@ -33,11 +34,19 @@ import torch
 from torch import nn
 
 from camera_adapters.errors import UserFacingError
-from deg_train.augment import ClipAugment, model_normalisation, prepare_clips
-from deg_train.checkpoints import build_model_from_checkpoint, new_run_dir, resolve_run
-from deg_train.config import TrainConfig, save_config
-from deg_train.data import ClipDataset
-from deg_train.trainer import CheckpointInfo, FitSettings, Task, fit, init_distributed, resolve_device, seed_everything
+from deg_train.models.checkpoints import build_model_from_checkpoint, new_run_dir, resolve_run
+from deg_train.training.augment import ClipAugment, model_normalisation, prepare_clips
+from deg_train.training.config import TrainConfig, save_config
+from deg_train.training.data import ClipDataset
+from deg_train.training.trainer import (
+    CheckpointInfo,
+    FitSettings,
+    Task,
+    fit,
+    init_distributed,
+    resolve_device,
+    seed_everything,
+)
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +128,7 @@ def _prepare_run(project: Any, config: TrainConfig, stage: str, arch: str, run_d
 def _check_resume(run_dir: str | os.PathLike | None, stage: str) -> None:
     if run_dir is None:
         return
-    from deg_train.checkpoints import run_stage
+    from deg_train.models.checkpoints import run_stage
 
     found = run_stage(run_dir)
     if found is not None and found != stage:
@@ -163,7 +172,7 @@ class FlowTask(Task):
         return total, {k: float(v) for k, v in parts.items() if k != "total"}
 
     def train_step(self, model, batch, device):
-        """One training batch -> loss (see :class:`~deg_train.trainer.Task`)."""
+        """One training batch -> loss (see :class:`~deg_train.training.trainer.Task`)."""
         return self._loss(model, batch, device, self.augment)
 
     def val_step(self, model, batch, device):
@@ -183,12 +192,12 @@ def train_flow(project: Any, config: TrainConfig, run_dir: str | os.PathLike | N
     """Train (or resume) a stage-1 flow generator; returns its run directory.
 
     Args:
-        project: an open :class:`deg_train.project.Project`.
+        project: an open :class:`deg_train.project.layout.Project`.
         config: the resolved training config (``data``, ``augment``, ``flow``, ``train`` sections are used).
         run_dir: an existing flow run to resume; None starts a new run.
     """
-    from deg_train.losses import MotionNetLoss
     from deg_train.models.registry import create_model
+    from deg_train.training.losses import MotionNetLoss
 
     _check_resume(run_dir, "flow")
     split = project_split(project)
@@ -250,7 +259,7 @@ def f1_summary(probs: np.ndarray, labels: np.ndarray, behaviours: list[str], pre
         ``{prefix + "f1": macro, prefix + "f1_<name>": ...}``; behaviours without positives are NaN and left out
         of the macro mean.
     """
-    from deg_train.metrics import threshold_search
+    from deg_train.evaluation.metrics import threshold_search
 
     search = threshold_search(probs, labels)
     cols = _behaviour_columns(behaviours)
@@ -286,7 +295,7 @@ class FeatureTask(Task):
         return logits, labels
 
     def train_step(self, model, batch, device):
-        """One training batch -> loss (see :class:`~deg_train.trainer.Task`)."""
+        """One training batch -> loss (see :class:`~deg_train.training.trainer.Task`)."""
         logits, labels = self._forward(model, batch, device, self.augment)
         return self.loss(logits, labels), {}
 
@@ -310,7 +319,7 @@ class FeatureTask(Task):
 
 
 def _class_loss(section: Any, pos: np.ndarray, neg: np.ndarray) -> nn.Module:
-    from deg_train.losses import MaskedFocalBCE, pos_weight_from_counts
+    from deg_train.training.losses import MaskedFocalBCE, pos_weight_from_counts
 
     pos_weight = pos_weight_from_counts(pos, neg, beta=section.pos_weight_beta)
     return MaskedFocalBCE(
@@ -321,7 +330,7 @@ def _class_loss(section: Any, pos: np.ndarray, neg: np.ndarray) -> nn.Module:
 
 
 def _load_initial_weights(model: nn.Module, path: str) -> None:
-    from deg_train.weights import load_weights
+    from deg_train.models.weights import load_weights
 
     load_weights(model, path, source="auto")
     log.info("initial weights from %s", path)
@@ -342,8 +351,8 @@ def train_features(
             the newest finished flow run.
         run_dir: an existing feature run to resume; None starts a new run.
     """
-    from deg_train.losses import init_bias_from_counts
     from deg_train.models.registry import create_model
+    from deg_train.training.losses import init_bias_from_counts
 
     _check_resume(run_dir, "feature")
     flow_dir = resolve_run(project, "flow", flow_run if flow_run is not None else config.feature.flow_run)
@@ -440,8 +449,8 @@ class SequenceTask(Task):
         self.behaviours = behaviours
 
     def collate(self, items):
-        """Pad windows of different lengths (:func:`deg_train.sequence_data.collate_sequences`)."""
-        from deg_train.sequence_data import collate_sequences
+        """Pad windows of different lengths (:func:`deg_train.training.sequence_data.collate_sequences`)."""
+        from deg_train.training.sequence_data import collate_sequences
 
         return collate_sequences(items)
 
@@ -455,7 +464,7 @@ class SequenceTask(Task):
         return logits, labels
 
     def train_step(self, model, batch, device):
-        """One training batch -> loss (see :class:`~deg_train.trainer.Task`)."""
+        """One training batch -> loss (see :class:`~deg_train.training.trainer.Task`)."""
         logits, labels = self._forward(model, batch, device)
         k = logits.shape[-1]
         return self.loss(logits.reshape(-1, k), labels.reshape(-1, k)), {}
@@ -489,7 +498,7 @@ def train_sequence(
     """Train (or resume) a stage-3 sequence model on saved features; returns its run directory.
 
     Features of the training and validation videos are extracted first where ``<video>_outputs.h5`` lacks them
-    (:func:`deg_train.extract.extract_features`).
+    (:func:`deg_train.inference.extract.extract_features`).
 
     Args:
         project: an open project.
@@ -498,14 +507,14 @@ def train_sequence(
             finished feature run.
         run_dir: an existing sequence run to resume; None starts a new run.
     """
-    from deg_train.extract import extract_features, latent_name_for
+    from deg_train.inference.extract import extract_features, latent_name_for
     from deg_train.models.registry import create_model
-    from deg_train.sequence_data import SequenceDataset
+    from deg_train.training.sequence_data import SequenceDataset
 
     _check_resume(run_dir, "sequence")
     s = config.sequence
     feature_dir = resolve_run(project, "feature", feature_run if feature_run is not None else s.feature_run)
-    from deg_train.checkpoints import load_checkpoint
+    from deg_train.models.checkpoints import load_checkpoint
 
     feature_meta = {k: v for k, v in load_checkpoint(feature_dir).items() if k not in ("state_dict", "optimizer")}
     feature_meta["config"] = {**(feature_meta.get("config") or {}), "sequence": {"latent_name": s.latent_name}}
@@ -547,7 +556,7 @@ def train_sequence(
     neg = sum((y == 0).sum(0) for y in train_labels)
 
     _seed_for_model(config)
-    from deg_train.outputs import read_features
+    from deg_train.project.outputs import read_features
 
     feature_size = int(read_features(by_name[train_names[0]], latent_name)[0].shape[1])
     model_kwargs = {"input_dim": feature_size, "num_classes": len(behaviours), "causal": s.causal, **s.model_params()}
