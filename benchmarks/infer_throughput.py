@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from camera_adapters.video import VideoReader
-from deg_train.inference.extract import encode_frames, encoder_from_model, iter_causal_windows, iter_frame_chunks
+from deg_live.windows import iter_causal_windows
+from deg_train.inference.extract import encode_frames, encoder_from_model, iter_frame_chunks
 from deg_train.inference.predict import run_sequence
 from deg_train.models.registry import create_model
 

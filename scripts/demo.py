@@ -198,7 +198,7 @@ def bundle_ok(bundle: Path) -> str | None:
 
 def choose_held_out(project: Path) -> tuple[str, list[str]]:
     """The held-out (test) video to replay: the test video with the most labelled behaviours."""
-    from deg_train.project.labels import read_labels
+    from deg_live.labels import read_labels
     from deg_train.project.splits import Split
 
     split = Split.load(project / "DATA" / "split.yaml")
@@ -541,9 +541,9 @@ def live_decisions(session_dir: Path, n_frames: int, k: int) -> tuple[np.ndarray
 
 def report(result: dict, out: Path, held_out: str) -> dict:
     """Print F1 against the labels and the latency summary; write the ethogram PNG; returns the numbers."""
+    from deg_live.labels import read_labels
     from deg_train.evaluation.metrics import compute_metrics
     from deg_train.evaluation.plots import plot_ethogram
-    from deg_train.project.labels import read_labels
 
     bundle = result["bundle"]
     behaviours = bundle.behaviours

@@ -139,7 +139,7 @@ def bench_engine(engine, frames: np.ndarray, *, iterations: int, warmup: int, ba
         ``throughput`` (frames/s per batch), ``best_batch``, ``best_fps``, and ``probs`` / ``features``
         (the streamed outputs, for the accuracy columns; removed before printing).
     """
-    from deg_live.engines.base import causal_windows
+    from deg_live.windows import causal_windows
 
     t = engine.frames_per_window
     window = causal_windows(frames, len(frames) - 1, len(frames), t)

@@ -16,7 +16,6 @@ from deg_live.engines.base import (
     FrameStream,
     OfflineResult,
     StepResult,
-    causal_windows,
 )
 from deg_live.engines.registry import Availability, create_engine, list_engines, probe, probe_all
 
@@ -29,7 +28,6 @@ __all__ = [
     "FrameStream",
     "OfflineResult",
     "StepResult",
-    "causal_windows",
     "create_engine",
     "list_engines",
     "probe",

@@ -21,8 +21,8 @@ calls, like DeepLabCut-live::
 Offline, :meth:`Engine.infer_frames` runs a whole video's frames through the same graphs in batches (causal
 windows, frame 0 repeated before the start) and gives the same per-frame probabilities as streaming.
 
-Causal padding (the same as offline inference, ``deg_train.inference.predict`` and ``FrameCache.clip``): the window for
-frame ``t`` is frames ``t-T+1 .. t``; indices below 0 are replaced by the stream's first frame.
+Causal padding (one rule, :mod:`deg_live.windows`, the same as offline inference and training clips): the window
+for frame ``t`` is frames ``t-T+1 .. t``; indices below 0 are replaced by the stream's first frame.
 
 This module imports no torch; backends import their frameworks lazily in their own modules.
 """
@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from camera_adapters.errors import UserFacingError
+from deg_live.windows import causal_windows
 
 if TYPE_CHECKING:
     from deg_live.bundle import Bundle
@@ -92,22 +93,6 @@ class OfflineResult:
     features: np.ndarray
     logits: np.ndarray
     probs: np.ndarray
-
-
-def causal_windows(frames: np.ndarray, start: int, stop: int, frames_per_window: int) -> np.ndarray:
-    """Causal windows for frames ``start .. stop-1`` of a sequence, frame 0 repeated before the start.
-
-    Args:
-        frames: ``(N, H, W, 3) uint8`` the whole sequence (or at least frames ``0 .. stop-1``).
-        start: first frame whose window is wanted.
-        stop: one past the last.
-        frames_per_window: ``T``.
-
-    Returns:
-        ``(stop - start, T, H, W, 3) uint8``; row ``i`` ends at frame ``start + i``.
-    """
-    t = np.arange(start, stop)[:, None] + np.arange(-frames_per_window + 1, 1)[None, :]
-    return frames[np.clip(t, 0, None)]
 
 
 def state_shape(shape: list, batch: int, where: str) -> tuple[int, ...]:

@@ -11,8 +11,8 @@ Two sources, both turned into one :class:`ReviewData` indexed by *video frame*:
   run on ``P`` with the group's thresholds — what live would have decided.
 
 Labels (``<video>_labels.csv``, DeepEthogram's layout: an index column, then one 0/1/-1 column per behaviour)
-are picked up beside the video when they exist and drawn against the predictions. deg_live may not import
-deg_train, so the few lines that read them live here.
+are picked up beside the video when they exist and drawn against the predictions; :mod:`deg_live.labels` reads
+them (the same reader deg_train uses).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import h5py
 import numpy as np
 
 from camera_adapters.errors import UserFacingError
+from deg_live.labels import LabelError, read_labels
 from deg_live.postprocess import CausalPostprocessor, PostprocessSettings
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v")
@@ -98,35 +99,22 @@ def _video_info(video: Path) -> tuple[int, float]:
 def read_label_csv(path: str | os.PathLike, behaviours: list[str], n_frames: int) -> np.ndarray:
     """Read a DeepEthogram label CSV into ``(n_frames, K) int8`` columns in ``behaviours`` order.
 
-    Behaviours the file lacks are -1 (unlabelled); rows beyond the file are -1; rows beyond ``n_frames`` are
-    ignored.
+    The file is read and checked by :func:`deg_live.labels.read_labels` (the one label reader); for review it is
+    then fitted to the predictions: behaviours the file lacks are -1 (unlabelled), rows beyond the file are -1,
+    rows beyond ``n_frames`` are ignored, columns the predictions lack are not drawn.
 
     Raises:
-        ReviewError: the file cannot be read or holds a value other than 1, 0, -1.
+        ReviewError: the file cannot be read or is not a valid label file (the message says where).
     """
-    path = Path(path)
     try:
-        with open(path, newline="") as fh:
-            rows = list(csv.reader(fh))
-    except OSError as err:
-        raise ReviewError(f"{path}: cannot read labels ({err.strerror or err})") from None
-    if not rows:
-        raise ReviewError(f"{path}: empty label file")
-    header = [h.strip() for h in rows[0]]
-    columns = {name: i for i, name in enumerate(header) if i > 0 and name}
+        table = read_labels(path)
+    except LabelError as err:
+        raise ReviewError(str(err)) from None
     labels = np.full((n_frames, len(behaviours)), -1, dtype=np.int8)
-    for r, row in enumerate(rows[1 : n_frames + 1]):
-        for k, name in enumerate(behaviours):
-            i = columns.get(name)
-            if i is None or i >= len(row):
-                continue
-            try:
-                value = int(float(row[i]))
-            except ValueError:
-                raise ReviewError(f"{path}: row {r + 1}, column {name!r}: {row[i]!r} is not 1, 0 or -1") from None
-            if value not in (-1, 0, 1):
-                raise ReviewError(f"{path}: row {r + 1}, column {name!r}: {value} is not 1, 0 or -1")
-            labels[r, k] = value
+    rows = min(n_frames, table.n_frames)
+    for k, name in enumerate(behaviours):
+        if name in table.behaviours:
+            labels[:rows, k] = table.values[:rows, table.behaviours.index(name)]
     return labels
 
 

@@ -253,7 +253,7 @@ def _remove_behaviour(args: argparse.Namespace) -> int:
 
 
 def _import_csv(args: argparse.Namespace) -> int:
-    from deg_train.project.labels import read_labels
+    from deg_live.labels import read_labels
 
     project = Project.open(args.project)
     record = project.video(args.video)

@@ -265,6 +265,7 @@ def render_flow_visualisation(
     import torch
 
     from camera_adapters.video import VideoReader, write_video
+    from deg_live.windows import causal_window_indices
     from deg_train.models.flow.base import upsample_flow
     from deg_train.training.augment import model_normalisation, prepare_clips
     from deg_train.training.flow_viz import flow_to_rgb
@@ -286,8 +287,7 @@ def render_flow_visualisation(
         decoded = reader.read_range(first, stop)  # (M, H, W, 3) uint8
         fps = reader.fps or 25.0
     # Causal windows: the clip for frame t is t-T+1 .. t, frame 0 repeated before the video's start.
-    index = np.arange(start, stop)[:, None] + np.arange(-(T - 1), 1)[None, :]
-    windows = decoded[np.clip(index, 0, None) - first]  # (N, T, H, W, 3)
+    windows = decoded[causal_window_indices(np.arange(start, stop), T) - first]  # (N, T, H, W, 3)
     flows = []
     with torch.inference_mode():
         for i in range(0, len(windows), batch_size):

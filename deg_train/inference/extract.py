@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from camera_adapters.errors import UserFacingError
 from camera_adapters.video import VideoReader
+from deg_live.windows import iter_causal_windows
 from deg_train.project.outputs import group_attrs, outputs_path_for, write_outputs
 
 log = logging.getLogger(__name__)
@@ -228,27 +229,6 @@ def iter_frame_chunks(
             thread.join()
 
 
-def iter_causal_windows(chunks: Iterator[np.ndarray], frames_per_window: int) -> Iterator[torch.Tensor]:
-    """Turn consecutive frame chunks into batches of causal windows, one window per frame.
-
-    The window for frame t is frames ``t-T+1 .. t`` with frame 0 repeated before the start: the same as
-    ``FrameCache.clip(t, T)`` and the live ring buffer.
-
-    Yields:
-        ``(b, T, H, W, 3) uint8`` tensors, strided views over a rolling buffer (no per-window copy), one per chunk.
-    """
-    t = int(frames_per_window)
-    history: np.ndarray | None = None  # the last T-1 frames before the current chunk
-    for frames in chunks:
-        if history is None:
-            history = np.repeat(frames[:1], t - 1, axis=0)
-        buf = np.concatenate([history, frames], axis=0)  # (T-1+b, H, W, 3)
-        # unfold: (b, H, W, 3, T) view, then put time second: (b, T, H, W, 3)
-        windows = torch.from_numpy(buf).unfold(0, t, 1).permute(0, 4, 1, 2, 3)
-        yield windows
-        history = buf[len(buf) - (t - 1) :] if t > 1 else buf[:0]
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Encoding a video
 # ---------------------------------------------------------------------------------------------------------------
@@ -281,6 +261,9 @@ def encode_frames(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run the encoder over an iterator of window batches; returns ``features (N, D)``, ``logits (N, K)``.
 
+    ``windows`` yields ``(b, T, H, W, 3) uint8`` batches (numpy or torch), e.g. from
+    :func:`deg_live.windows.iter_causal_windows`.
+
     ``precision="bf16"`` runs under bfloat16 autocast (about 1.5-2x faster on CPUs with AVX512-BF16 or AMX, and on
     GPUs); results then differ from fp32 by about 1e-2, so the offline reference stays fp32 by default.
     """
@@ -297,7 +280,7 @@ def encode_frames(
     with torch.inference_mode(), autocast:
         for batch in windows:
             for start in range(0, batch.shape[0], batch_size):
-                x = batch[start : start + batch_size].to(device)
+                x = torch.as_tensor(batch[start : start + batch_size]).to(device)
                 t0 = time.perf_counter()
                 f, z = encoder(x)
                 timings["encoder"] += time.perf_counter() - t0

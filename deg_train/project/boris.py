@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deg_train.project.labels import BACKGROUND, LabelError, LabelTable, check_behaviour_names
+from deg_live.labels import BACKGROUND, LabelError, LabelTable, check_behaviour_names
 
 _MISSING = {"", "NA", "nan", "NaN", "None"}
 

@@ -42,6 +42,7 @@ from tqdm import tqdm
 
 from camera_adapters.files import atomic_write_text
 from camera_adapters.video import VideoReader, probe
+from deg_live.windows import causal_window
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +238,8 @@ class FrameCache:
     def clip(self, t: int, n: int) -> np.ndarray:
         """The causal clip ending at frame ``t``: frames ``t-n+1 .. t`` as ``(n, H, W, 3) uint8`` (a copy).
 
-        Indices before 0 repeat frame 0, so every frame has a full clip and none looks into the future.
+        Indices before 0 repeat frame 0, so every frame has a full clip and none looks into the future (the rule of
+        :mod:`deg_live.windows`).
 
         Raises:
             IndexError: ``t`` is outside ``0 .. N-1``.
@@ -245,10 +247,7 @@ class FrameCache:
         t = int(t)
         if not 0 <= t < len(self):
             raise IndexError(f"{self.path.name}: frame {t} out of range (the video has {len(self)} frames)")
-        start = t - n + 1
-        if start >= 0:
-            return np.array(self.frames[start : t + 1])
-        return self.frames[np.maximum(np.arange(start, t + 1), 0)]
+        return np.array(self.frames[causal_window(t, n)])
 
     def clips(self, ts: Sequence[int] | np.ndarray, n: int) -> np.ndarray:
         """Causal clips ending at each frame of ``ts``: ``(B, n, H, W, 3) uint8`` (see :meth:`clip`).
@@ -263,11 +262,7 @@ class FrameCache:
         frames = self.frames
         out = np.empty((len(ts), n, *frames.shape[1:]), dtype=frames.dtype)
         for b, t in enumerate(ts.tolist()):
-            start = t - n + 1
-            if start >= 0:
-                out[b] = frames[start : t + 1]  # one contiguous copy: faster than fancy indexing
-            else:
-                out[b] = frames[np.maximum(np.arange(start, t + 1), 0)]
+            out[b] = frames[causal_window(t, n)]  # mostly a slice: one contiguous copy, faster than fancy indexing
         return out
 
     # -- lifecycle ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@
         split.yaml                 # train/val/test video names (deg_train.project.splits)
         <video>/
           <video>.mp4              # the video (copied, or a symbolic link)
-          <video>_labels.csv       # per-frame labels (deg_train.project.labels), optional
+          <video>_labels.csv       # per-frame labels (deg_live.labels), optional
           <video>_outputs.h5       # features and predictions, written by `deg-train extract/infer`
           record.yaml              # DeepEthogram's index of the files above (+ our cached video facts)
       models/                      # training runs
@@ -43,7 +43,7 @@ from camera_adapters.errors import UserFacingError
 from camera_adapters.files import atomic_write_text
 from camera_adapters.settings import ConfigError
 from camera_adapters.video import VIDEO_EXTENSIONS, probe
-from deg_train.project.labels import (
+from deg_live.labels import (
     BACKGROUND,
     LabelError,
     LabelTable,

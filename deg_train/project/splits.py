@@ -216,7 +216,7 @@ def make_split(
     """Split videos into train/val/test, by video or by session, reproducibly from ``seed``.
 
     Args:
-        videos: video name -> its labels: a :class:`deg_train.project.labels.LabelTable`, a ``(K,)`` count of positive
+        videos: video name -> its labels: a :class:`deg_live.labels.LabelTable`, a ``(K,)`` count of positive
             frames per behaviour, or None for an unlabelled video (it still gets a part).
         fractions: shares of videos/sessions for (train, val, test); they must sum to 1.
         seed: the random seed; the same inputs and seed give the same split.

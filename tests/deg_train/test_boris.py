@@ -3,8 +3,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from deg_live.labels import LabelError, read_labels
 from deg_train.project.boris import boris_to_labels, import_boris, read_boris
-from deg_train.project.labels import LabelError, read_labels
 
 RAT = Path(__file__).resolve().parents[1] / "data" / "rat_behavior"
 FPS = 25.0

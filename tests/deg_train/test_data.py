@@ -34,7 +34,7 @@ def test_fully_unlabelled_frames_are_skipped(fresh_rat_project):
     values = table.values.copy()
     values[:10] = -1  # first 10 frames unlabelled
     values[10, 1] = -1  # one entry unlabelled: the frame stays, the entry is masked
-    from deg_train.project.labels import LabelTable
+    from deg_live.labels import LabelTable
 
     fresh_rat_project.save_labels(name, LabelTable(table.behaviours, values))
     ds = ClipDataset(fresh_rat_project, [name], (32, 32), 3, labels=True, progress=False)

@@ -15,13 +15,13 @@ import torch
 
 from camera_adapters.video import VideoReader
 from deg_live.postprocess import CausalPostprocessor, PostprocessSettings
+from deg_live.windows import iter_causal_windows
 from deg_train.inference.extract import (
     ExtractError,
     encode_frames,
     encode_video,
     encoder_from_model,
     extract_features,
-    iter_causal_windows,
     parse_shard,
     select_shard,
 )

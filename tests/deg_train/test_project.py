@@ -7,8 +7,8 @@ import yaml
 
 from camera_adapters.settings import ConfigError
 from camera_adapters.video import VideoError, probe
+from deg_live.labels import LabelError, read_labels
 from deg_train.cli import main as deg_train
-from deg_train.project.labels import LabelError, read_labels
 from deg_train.project.layout import Project, ProjectError
 from deg_train.project.settings import DEFAULT_SETTINGS_FILE, ProjectSettings, load_project_settings_file
 from deg_train.project.splits import Split

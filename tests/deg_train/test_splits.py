@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import yaml
 
-from deg_train.project.labels import read_labels
+from deg_live.labels import read_labels
 from deg_train.project.splits import Split, SplitError, make_split
 
 RAT = Path(__file__).resolve().parents[1] / "data" / "rat_behavior"

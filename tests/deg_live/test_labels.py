@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deg_train.project.labels import (
+from deg_live.labels import (
     BACKGROUND,
     LabelError,
     LabelTable,

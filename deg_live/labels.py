@@ -11,6 +11,10 @@ A label file ``DATA/<video>/<video>_labels.csv`` has one row per video frame. It
 column, so integral floats are accepted; anything else (``2``, ``yes``, an empty cell) is a :class:`LabelError` that
 names the file, row and column.
 
+This module is the one reader and writer of label files for both sides: deg_train's projects and BORIS import
+(re-exported by :mod:`deg_train.project`) and the viewer's review of recordings (:mod:`deg_live.viewer.review`).
+It needs numpy only, so a machine without torch can read and check labels.
+
 Example:
     >>> table = read_labels("DATA/mouse1/mouse1_labels.csv", n_frames=9000)
     >>> table.values.shape          # (N, K) int8
