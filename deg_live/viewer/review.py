@@ -22,11 +22,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from camera_adapters.errors import UserFacingError
 from deg_live.labels import LabelError, read_labels
+from deg_live.outputs import OutputsError, list_groups, read_predictions
 from deg_live.postprocess import CausalPostprocessor, PostprocessSettings
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v")
@@ -64,26 +64,6 @@ class ReviewData:
     def n_frames(self) -> int:
         """N."""
         return int(self.probabilities.shape[0])
-
-
-def _names(dataset: h5py.Dataset) -> list[str]:
-    return [b.decode("utf-8") if isinstance(b, bytes) else str(b) for b in dataset[()]]
-
-
-def _pick_group(f: h5py.File, path: Path, group: str | None) -> h5py.Group:
-    groups = [k for k in f.keys() if isinstance(f[k], h5py.Group) and "P" in f[k]]
-    if group is not None:
-        if group not in groups:
-            raise ReviewError(f"{path}: no prediction group {group!r} (it holds {sorted(groups)}); pass --group NAME")
-        return f[group]
-    if not groups:
-        raise ReviewError(f"{path}: no group holding predictions ('P'); is this an outputs file?")
-    if len(groups) == 1:
-        return f[groups[0]]
-    # Several models ran on this video: the sequence model's (no features) and, among those, the newest.
-    sequence = [g for g in groups if "spatial_features" not in f[g]] or groups
-    sequence.sort(key=lambda g: str(f[g].attrs.get("created", "")))
-    return f[sequence[-1]]
 
 
 def _video_info(video: Path) -> tuple[int, float]:
@@ -161,21 +141,11 @@ def load_outputs(
     if video is not None and not video.exists():
         raise ReviewError(f"{video}: video not found")
     try:
-        with h5py.File(outputs, "r") as f:
-            g = _pick_group(f, outputs, group)
-            probs = np.asarray(g["P"][()], dtype=np.float32)
-            behaviours = _names(g["class_names"]) if "class_names" in g else [f"b{i}" for i in range(probs.shape[1])]
-            thresholds = np.asarray(g["thresholds"][()], dtype=np.float32) if "thresholds" in g else None
-            decisions = np.asarray(g["decisions"][()], dtype=bool) if "decisions" in g else None
-            group_name = g.name.strip("/")
-    except OSError as err:
-        raise ReviewError(f"{outputs}: not a readable HDF5 file ({err})") from None
-    if probs.ndim != 2 or probs.shape[1] != len(behaviours):
-        raise ReviewError(f"{outputs}: P has shape {probs.shape}, expected (N, {len(behaviours)})")
-    if thresholds is None:
-        thresholds = np.full(len(behaviours), 0.5, dtype=np.float32)
-    if thresholds.ndim == 2:  # DeepEthogram once kept one row per epoch: the last is in use
-        thresholds = thresholds[-1]
+        read = read_predictions(outputs, group)
+    except OutputsError as err:
+        raise ReviewError(str(err)) from None
+    probs, behaviours, thresholds, group_name = read.probabilities, read.behaviours, read.thresholds, read.group
+    decisions = read.rows.get("decisions")
     if decisions is None or decisions.shape != probs.shape:
         settings = PostprocessSettings(background_index=0 if behaviours[0] == "background" else None)
         decisions, _ = CausalPostprocessor(thresholds, settings).run(np.nan_to_num(probs))
@@ -235,16 +205,12 @@ def load_session(directory: str | os.PathLike, *, labels: str | os.PathLike | No
         session = outputs.name[: -len("_outputs.h5")]
     video = directory / f"{session}.mp4"
     try:
-        with h5py.File(outputs, "r") as f:
-            g = _pick_group(f, outputs, "deg_live" if "deg_live" in f else None)
-            probs = np.asarray(g["P"][()], dtype=np.float32)
-            behaviours = _names(g["class_names"])
-            thresholds = np.asarray(g["thresholds"][()], dtype=np.float32)
-            decisions = np.asarray(g["decisions"][()], dtype=bool) if "decisions" in g else probs >= thresholds
-            frame_index = np.asarray(g["frame_index"][()], dtype=np.int64) if "frame_index" in g else None
-            video_frame = np.asarray(g["video_frame"][()], dtype=np.int64) if "video_frame" in g else None
-    except (OSError, KeyError) as err:
-        raise ReviewError(f"{outputs}: cannot read the recording's outputs ({err})") from None
+        read = read_predictions(outputs, "deg_live" if "deg_live" in list_groups(outputs) else None)
+    except OutputsError as err:
+        raise ReviewError(f"cannot read the recording's outputs: {err}") from None
+    probs, behaviours, thresholds = read.probabilities, read.behaviours, read.thresholds
+    decisions = read.rows.get("decisions", probs >= thresholds)
+    frame_index, video_frame = read.rows.get("frame_index"), read.rows.get("video_frame")
     m = len(probs)
     if video_frame is None or len(video_frame) != m:
         video_frame = _rows_from_frames_csv(directory / f"{session}_frames.csv", frame_index, m)

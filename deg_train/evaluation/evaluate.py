@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from camera_adapters.errors import UserFacingError
 from camera_adapters.files import atomic_write_text
+from deg_live.outputs import list_groups, read_outputs
 from deg_live.postprocess import CausalPostprocessor, offline_cleanup
 from deg_train.evaluation.metrics import TABLE_COLUMNS, MetricsReport, compute_metrics, threshold_search
 from deg_train.inference.predict import (
@@ -42,7 +43,6 @@ from deg_train.inference.predict import (
     write_thresholds_file,
 )
 from deg_train.inference.videos import resolve_sequence_run
-from deg_train.project.outputs import list_groups, read_outputs
 
 log = logging.getLogger(__name__)
 

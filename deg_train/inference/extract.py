@@ -3,7 +3,7 @@
 For every frame t of a video the encoder sees the CAUSAL window of frames ``t-T+1 .. t`` (frame 0 repeated
 before the start), exactly :meth:`deg_train.project.frame_cache.FrameCache.clip` and exactly what the live pipeline
 feeds it, so features saved here are the features live inference computes. The results go to the video's
-``<video>_outputs.h5`` (DeepEthogram's layout, :mod:`deg_train.project.outputs`), in a group named by the latent name.
+``<video>_outputs.h5`` (DeepEthogram's layout, :mod:`deg_live.outputs`), in a group named by the latent name.
 
 Throughput (the part a person waits for):
 
@@ -34,8 +34,8 @@ from tqdm import tqdm
 
 from camera_adapters.errors import UserFacingError
 from camera_adapters.video import VideoReader
+from deg_live.outputs import group_attrs, outputs_path_for, write_outputs
 from deg_live.windows import iter_causal_windows
-from deg_train.project.outputs import group_attrs, outputs_path_for, write_outputs
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +250,7 @@ class EncodedVideo:
 
 def encode_frames(
     encoder: torch.nn.Module,
-    windows: Iterator[torch.Tensor],
+    windows: Iterator[np.ndarray | torch.Tensor],
     n_frames: int,
     *,
     batch_size: int = 32,

@@ -16,6 +16,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from deg_live.outputs import list_groups, outputs_path_for, read_outputs, write_outputs
 from deg_train.inference.extract import encode_video, load_encoder, select_shard, write_encoded
 from deg_train.inference.predict import (
     InferenceError,
@@ -30,7 +31,6 @@ from deg_train.inference.predict import (
 )
 from deg_train.models.checkpoints import CheckpointError, list_runs, resolve_run
 from deg_train.project.layout import Project
-from deg_train.project.outputs import list_groups, outputs_path_for, read_outputs, write_outputs
 
 log = logging.getLogger(__name__)
 

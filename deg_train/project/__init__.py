@@ -9,10 +9,10 @@ Front door::
 """
 
 from deg_live.labels import LabelError, LabelTable, empty_labels, read_labels, write_labels
+from deg_live.outputs import ModelOutputs, OutputsError, outputs_path_for, read_outputs, write_outputs
 from deg_train.project.boris import import_boris, read_boris
 from deg_train.project.frame_cache import FrameCache
 from deg_train.project.layout import Project, ProjectError, VideoRecord, label_counts
-from deg_train.project.outputs import ModelOutputs, OutputsError, outputs_path_for, read_outputs, write_outputs
 from deg_train.project.settings import ProjectSettings, load_project_settings
 from deg_train.project.splits import Split, SplitError, make_split
 

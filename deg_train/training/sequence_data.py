@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from deg_train.project.outputs import read_features
+from deg_live.outputs import read_features
 
 
 class SequenceDataset(Dataset):

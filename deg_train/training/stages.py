@@ -556,7 +556,7 @@ def train_sequence(
     neg = sum((y == 0).sum(0) for y in train_labels)
 
     _seed_for_model(config)
-    from deg_train.project.outputs import read_features
+    from deg_live.outputs import read_features
 
     feature_size = int(read_features(by_name[train_names[0]], latent_name)[0].shape[1])
     model_kwargs = {"input_dim": feature_size, "num_classes": len(behaviours), "causal": s.causal, **s.model_params()}

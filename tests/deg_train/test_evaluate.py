@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
+from deg_live.outputs import list_groups, read_outputs
 from deg_train.cli import main
 from deg_train.evaluation.evaluate import pick_run_thresholds
 from deg_train.inference.extract import load_encoder
@@ -20,7 +21,6 @@ from deg_train.inference.predict import read_thresholds
 from deg_train.inference.videos import infer_videos
 from deg_train.models.checkpoints import mark_done, new_run_dir, save_checkpoint
 from deg_train.models.registry import create_model
-from deg_train.project.outputs import list_groups, read_outputs
 
 FEATURE_KWARGS = {
     "flow_generator": "tinymotionnet",

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from camera_adapters.video import VideoReader
+from deg_live.outputs import read_outputs
 from deg_live.postprocess import CausalPostprocessor, PostprocessSettings
 from deg_live.windows import iter_causal_windows
 from deg_train.inference.extract import (
@@ -28,7 +29,6 @@ from deg_train.inference.extract import (
 from deg_train.inference.predict import LoadedSequence, infer_video, predictions_path_for, write_predictions_csv
 from deg_train.models.frame_encoder import SequenceStep
 from deg_train.models.registry import create_model
-from deg_train.project.outputs import read_outputs
 
 RAT_DATA = Path(__file__).resolve().parents[1] / "data" / "rat_behavior"
 SIZE = (32, 32)

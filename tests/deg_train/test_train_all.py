@@ -8,9 +8,9 @@ import json
 import pytest
 import torch
 
+from deg_live.outputs import list_groups
 from deg_train.cli import main
 from deg_train.models.checkpoints import is_done
-from deg_train.project.outputs import list_groups
 from deg_train.recipe import STATE_FILE
 
 SESSIONS = ("cage1_6_23_17_5", "cage2_6_23_17_5", "cage2_6_23_21_4")

@@ -23,6 +23,11 @@ Ours adds attributes DeepEthogram ignores: on the file ``schema_version`` and ``
 Writes are atomic: a new file is built beside the old one (every other group copied over intact), then renamed
 over it, so a crash never leaves a half-written group or a damaged file, and other models' groups survive.
 
+This module is the one reader and writer of these files for both sides: deg_train writes and reads feature and
+sequence groups (re-exported by :mod:`deg_train.project`), the viewer reads any group holding ``P``
+(:func:`read_predictions`, also the recorder's ``deg_live`` group, which adds ``decisions``, ``frame_index`` and
+``video_frame`` rows). numpy and h5py only, no torch.
+
 Example:
     >>> write_outputs("DATA/rat1/rat1_outputs.h5", "resnet18", spatial_features=s, flow_features=f,
     ...               logits=z, probabilities=p, thresholds=t, behaviours=["background", "rearing"])
@@ -316,6 +321,80 @@ def _decode_attrs(attrs: h5py.AttributeManager) -> dict[str, Any]:
             value = value.item()
         out[key] = value
     return out
+
+
+@dataclass
+class Predictions:
+    """The predictions of one group of an outputs file, for review: what any group holding ``P`` has.
+
+    Attributes:
+        group: the group's name.
+        behaviours: K names (``b0, b1...`` when the group has no ``class_names``).
+        probabilities: ``(N, K) float32``.
+        thresholds: ``(K,) float32`` (0.5 when the group has none).
+        rows: per-row datasets the group also holds, among ``decisions`` (bool), ``frame_index`` and
+            ``video_frame`` (int64), read as they are.
+        attrs: the group's attributes.
+    """
+
+    group: str
+    behaviours: list[str]
+    probabilities: np.ndarray
+    thresholds: np.ndarray
+    rows: dict[str, np.ndarray] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+_ROW_DATASETS = {"decisions": bool, "frame_index": np.int64, "video_frame": np.int64}
+
+
+def read_predictions(path: str | os.PathLike, group: str | None = None) -> Predictions:
+    """Read the probabilities of one group holding ``P``: a feature, sequence or recorded (``deg_live``) group.
+
+    Args:
+        path: the outputs file.
+        group: the group; None picks the only one holding ``P``, else the newest sequence model's (a group
+            without features).
+
+    Raises:
+        OutputsError: the file is missing or unreadable, has no such group (the message lists those there are),
+            or ``P`` does not match ``class_names`` / ``thresholds``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise OutputsError(f"{path}: outputs file not found")
+    with _open_read(path) as f:
+        groups = sorted(k for k in f.keys() if isinstance(f[k], h5py.Group) and _P in f[k])
+        if group is not None and group not in groups:
+            raise OutputsError(f"{path}: no prediction group {group!r} (it holds {groups}); pass --group NAME")
+        if group is None:
+            if not groups:
+                raise OutputsError(f"{path}: no group holding predictions ('P'); is this an outputs file?")
+            # Several models ran on this video: the sequence model's (no features) and, among those, the newest.
+            candidates = [g for g in groups if _SPATIAL not in f[g]] or groups
+            group = max(candidates, key=lambda g: str(f[g].attrs.get("created", "")))
+        g = f[group]
+        probabilities = np.asarray(g[_P][()], dtype=np.float32)
+        k = probabilities.shape[1] if probabilities.ndim == 2 else 0
+        behaviours = (
+            [b.decode("utf-8") if isinstance(b, bytes) else str(b) for b in g[_CLASS_NAMES][()]]
+            if _CLASS_NAMES in g
+            else [f"b{i}" for i in range(k)]
+        )
+        thresholds = np.asarray(g[_THRESHOLDS][()], dtype=np.float32) if _THRESHOLDS in g else None
+        rows = {name: np.asarray(g[name][()], dtype=dtype) for name, dtype in _ROW_DATASETS.items() if name in g}
+        attrs = _decode_attrs(g.attrs)
+    if probabilities.ndim != 2 or probabilities.shape[1] != len(behaviours):
+        raise OutputsError(
+            f"{path}: group {group!r}: P has shape {probabilities.shape}, expected (N, {len(behaviours)})"
+        )
+    if thresholds is None:
+        thresholds = np.full(len(behaviours), 0.5, dtype=np.float32)
+    if thresholds.ndim == 2:  # DeepEthogram once stored one row per epoch: the last is the one in use
+        thresholds = thresholds[-1]
+    if thresholds.shape != (len(behaviours),):
+        raise OutputsError(f"{path}: group {group!r}: thresholds {thresholds.shape}, expected ({len(behaviours)},)")
+    return Predictions(group, behaviours, probabilities, thresholds, rows, attrs)
 
 
 def read_features(path: str | os.PathLike, latent_name: str | None = None) -> tuple[np.ndarray, np.ndarray]:

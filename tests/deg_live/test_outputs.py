@@ -1,4 +1,4 @@
-"""deg_train.project.outputs: the `<video>_outputs.h5` round trip, DeepEthogram's layout, other groups kept intact."""
+"""deg_live.outputs: the `<video>_outputs.h5` round trip, DeepEthogram's layout, other groups kept intact."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import h5py
 import numpy as np
 import pytest
 
-from deg_train.project.outputs import (
+from deg_live.outputs import (
     OUTPUTS_SCHEMA_VERSION,
     OutputsError,
     group_attrs,
     list_groups,
     outputs_path_for,
     read_outputs,
+    read_predictions,
     write_outputs,
     write_thresholds,
 )
@@ -136,3 +137,27 @@ def test_errors(tmp_path):
 
 def test_outputs_path_for(tmp_path):
     assert outputs_path_for(tmp_path / "DATA" / "rat1" / "rat1.mp4") == tmp_path / "DATA" / "rat1" / "rat1_outputs.h5"
+
+
+def test_read_predictions_picks_the_sequence_group_and_reads_any_group_with_p(tmp_path):
+    path = tmp_path / "rat_outputs.h5"
+    a = _arrays()
+    write_outputs(path, "resnet18", thresholds=None, behaviours=BEHAVIOURS, **a)
+    seq = {k: v for k, v in a.items() if k in ("logits", "probabilities")}
+    write_outputs(path, "tgm", thresholds=[0.2, 0.3, 0.4], behaviours=BEHAVIOURS, **seq)
+    picked = read_predictions(path)
+    assert picked.group == "tgm" and picked.behaviours == BEHAVIOURS
+    np.testing.assert_array_equal(picked.probabilities, a["probabilities"])
+    np.testing.assert_allclose(picked.thresholds, [0.2, 0.3, 0.4])
+    assert read_predictions(path, "resnet18").group == "resnet18"
+    with pytest.raises(OutputsError, match=r"no prediction group 'nope' \(it holds \['resnet18', 'tgm'\]"):
+        read_predictions(path, "nope")
+    # A recorder-style group: P, decisions and row indices, no logits.
+    with h5py.File(path, "a") as f:
+        g = f.create_group("deg_live")
+        g.create_dataset("P", data=a["probabilities"][:5])
+        g.create_dataset("decisions", data=a["probabilities"][:5] > 0.5)
+        g.create_dataset("frame_index", data=np.arange(5) * 2)
+    rec = read_predictions(path, "deg_live")
+    assert rec.behaviours == ["b0", "b1", "b2"] and rec.thresholds.tolist() == [0.5, 0.5, 0.5]
+    assert rec.rows["decisions"].dtype == bool and rec.rows["frame_index"].tolist() == [0, 2, 4, 6, 8]
