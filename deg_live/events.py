@@ -495,14 +495,18 @@ class EventPublisher:
         transitions: Iterable[Any],
         capture_time_ns: int,
         decision_time_ns: int | None = None,
-    ) -> int:
-        """Publish one event per :class:`deg_live.postprocess.Transition`; returns how many were sent."""
+    ) -> list[tuple[EventMessage, bool]]:
+        """Publish one event per :class:`deg_live.postprocess.Transition` (what the live pipeline sends).
+
+        Returns:
+            ``(message, sent)`` per transition, in order; ``sent`` is False where it was dropped (queue full).
+        """
         decided = time.time_ns() if decision_time_ns is None else decision_time_ns
-        sent = 0
+        out = []
         for tr in transitions:
             msg = EventMessage.from_transition(self.camera_id, behaviours, tr, capture_time_ns, decided, self.stream_id)
-            sent += self.publish(msg)
-        return sent
+            out.append((msg, self.publish(msg)))
+        return out
 
     def close(self) -> None:
         """Close the socket (idempotent; unsent messages are discarded)."""

@@ -471,14 +471,10 @@ class LivePipeline:
 
         # Publish: events first (the closed loop waits for them), then processors, then state.
         events = []
-        for tr in transitions:
-            ev = EventMessage.from_transition(
-                self.camera_id, self.behaviours, tr, frame.capture_time_ns, decision_ns, self.publisher.stream_id
-            )
-            if self.publisher.publish(ev):
-                self.telemetry.count("events")
-            else:
-                self.telemetry.count("publish_dropped")
+        for ev, sent in self.publisher.publish_transitions(
+            self.behaviours, transitions, frame.capture_time_ns, decision_ns
+        ):
+            self.telemetry.count("events" if sent else "publish_dropped")
             events.append(ev)
         result = FrameResult(
             frame_index=frame.index,

@@ -255,28 +255,6 @@ def check_compatible(encoder: LoadedEncoder, sequence: LoadedSequence) -> None:
         )
 
 
-def infer_features(
-    features: np.ndarray,
-    sequence_run: str | os.PathLike | LoadedSequence,
-    *,
-    thresholds: np.ndarray | None = None,
-    postprocess: PostprocessSettings | None = None,
-    device: str = "cpu",
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Transition]]:
-    """Steps 3–5 of :func:`infer_video` on saved features.
-
-    Returns:
-        ``(logits (N, K), probabilities (N, K), decisions (N, K) bool, transitions)``.
-    """
-    seq = load_sequence(sequence_run, device=device)
-    logits = run_sequence(seq.model, features, device=device)
-    probabilities = sigmoid(logits)
-    thr = seq.thresholds if thresholds is None else np.asarray(thresholds, np.float32)
-    post = seq.postprocess if postprocess is None else postprocess
-    decisions, transitions = CausalPostprocessor(thr, post).run(probabilities)
-    return logits, probabilities, decisions, transitions
-
-
 def infer_video(
     video_path: str | os.PathLike,
     feature_run: str | os.PathLike | LoadedEncoder,

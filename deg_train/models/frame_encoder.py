@@ -74,11 +74,6 @@ class SequenceStep(nn.Module):
         """Zero state for ``batch`` streams."""
         return self.model.init_state(batch)
 
-    @property
-    def state_shapes(self) -> list[tuple[int, ...]]:
-        """Shapes of the state tensors for batch 1 (for export input/output naming)."""
-        return [tuple(s.shape) for s in self.model.init_state(1)]
-
     def forward(self, feature: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Feature (B, D) float32, state tensors -> probs (B, K) in [0, 1], new state tensors."""
         logits, new_state = self.model.step(feature, tuple(state))

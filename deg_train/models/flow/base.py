@@ -162,11 +162,6 @@ class FlowGenerator(nn.Module):
         self.register_buffer("input_mean", torch.as_tensor(mean, dtype=torch.float32).detach().clone().reshape(3))
         self.register_buffer("input_std", torch.as_tensor(std, dtype=torch.float32).detach().clone().reshape(3))
 
-    @property
-    def num_flows(self) -> int:
-        """Number of flow fields per window (T - 1)."""
-        return self.num_frames - 1
-
     def _check_input(self, frames: torch.Tensor) -> None:
         if frames.dim() != 5 or frames.shape[2] != 3 or frames.shape[1] != self.num_frames:
             raise ValueError(
@@ -176,8 +171,3 @@ class FlowGenerator(nn.Module):
     def reconstruct(self, frames: torch.Tensor, flows: list[torch.Tensor]) -> list[Reconstruction]:
         """Per-scale warped images for the loss; see :func:`reconstruct`."""
         return reconstruct(frames, flows)
-
-    def finest_flow_full_resolution(self, frames: torch.Tensor) -> torch.Tensor:
-        """Finest flow upsampled to the input size: (B, 2 * (T - 1), H, W), pixels at full resolution."""
-        flows = self.forward(frames)
-        return upsample_flow(flows[0], (frames.shape[-2], frames.shape[-1]))
