@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import types
 import typing
@@ -171,10 +172,16 @@ def _where(source: str, key: str) -> str:
     return f"{source}: {key}" if key else source
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    """``get_type_hints`` once per class (it compiles every string annotation on each call)."""
+    return get_type_hints(cls)
+
+
 def _build(cls: type[T], data: Any, source: str, prefix: str) -> T:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{_where(source, prefix or '(top level)')}: expected a mapping, got {data!r}")
-    hints = get_type_hints(cls)
+    hints = _type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = [k for k in data if k not in fields]
     if unknown:

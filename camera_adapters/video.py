@@ -40,6 +40,10 @@ class VideoError(UserFacingError, RuntimeError):
     """A video file is missing, cannot be decoded, or is shorter than expected; the message names the file."""
 
 
+class VideoTruncatedError(VideoError):
+    """Fewer frames decode than the file's own header declares: the file was cut short (see :func:`check_complete`)."""
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     """What a video file holds.
@@ -64,6 +68,33 @@ class VideoInfo:
     pix_fmt: str
     duration_s: float
     n_frames_metadata: int = 0
+
+    @property
+    def missing_frames(self) -> int:
+        """Frames the header declares that do not decode (0 when it declares none, or no more than decode)."""
+        return max(0, self.n_frames_metadata - self.n_frames)
+
+
+def check_complete(info: VideoInfo, *, accept_hint: str = "") -> None:
+    """Refuse a video whose header declares more frames than decode (a copy or download cut short).
+
+    A faststart MP4 (the index at the front) cut short still opens, and decodes up to the cut without an error:
+    only the declared count gives it away. Containers that declare no count (fragmented MP4, most AVI) pass.
+
+    Args:
+        info: from :func:`probe`.
+        accept_hint: how the caller lets a user accept the frames that do decode (appended to the message).
+
+    Raises:
+        VideoTruncatedError: naming the file, both counts and what to do.
+    """
+    if info.missing_frames:
+        accept = f", or {accept_hint}" if accept_hint else ""
+        raise VideoTruncatedError(
+            f"{info.path}: truncated: its header declares {info.n_frames_metadata} frames but only {info.n_frames} "
+            f"decode ({info.missing_frames} missing, the file was probably cut short by an interrupted copy, "
+            f"download or recording); copy it again from the original{accept}"
+        )
 
 
 def _open(path: str | os.PathLike) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:

@@ -7,16 +7,17 @@ Layout::
 
     bundle/
       manifest.json          # this module's Manifest, as JSON (schema_version first)
+      manifest.sha256        # sha256 of manifest.json's bytes, ``sha256sum`` format (``sha256sum -c`` checks it)
       encoder.onnx           # frame encoder: last T raw uint8 frames -> that frame's features and logits
       encoder.pt2            # optional: torch.export program of the same encoder
       sequence_step.onnx     # sequence step: newest features + carried state -> probabilities + new state
       sequence_step.pt2      # optional
       engines/               # TensorRT engine caches built on the machine that runs them (not hashed)
 
-``manifest.json`` (schema version 1)::
+``manifest.json`` (schema version 2)::
 
     {
-      "schema_version": 1,
+      "schema_version": 2,
       "created": "2026-11-23T22:00:00Z",           # UTC, ISO 8601
       "producer": "deg_train 0.1.0",
       "preset": "deg_f",
@@ -49,6 +50,20 @@ first input is the newest ``features (B, D)``, the others are the carried state;
 K)`` (sigmoid inside), the others the new state; ``state`` pairs each state input with its output. A shape entry
 is an int or a name for a dynamic axis.
 
+The manifest itself is covered by ``manifest.sha256``: every file is hashed in ``files``, and ``files`` (with the
+thresholds and everything else the manifest says) is hashed there, so an edited threshold or a damaged manifest
+is refused with one error naming the file (re-export the bundle; thresholds and postprocessing are chosen on
+validation by ``deg-train``, not by hand). The hash protects against accidents and careless edits, not against
+someone who means to forge a bundle: whoever can write the bundle can write its hash (docs/events_and_bundle.md).
+
+Schema versions: 2 (this one) requires ``manifest.sha256``. Version 1 bundles (written before the manifest hash
+existed, otherwise identical) are still read, with a loud warning that their manifest is unchecked, until they
+are re-exported; a version-1 manifest that does have a ``manifest.sha256`` is checked against it.
+
+Reading is bounded: a manifest larger than :data:`MAX_MANIFEST_BYTES`, nested deeper than
+:data:`MAX_MANIFEST_DEPTH`, with NaN/Infinity, an integer of thousands of digits or any other malformed content
+raises :class:`BundleError`, never a bare exception (tests/deg_live/test_bundle_fuzz.py tries 10,000 mutations).
+
 Everything that a user can get wrong raises :class:`BundleError` naming the file and what to do. This module
 imports no torch and no numpy.
 """
@@ -59,6 +74,7 @@ import dataclasses
 import datetime
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -68,9 +84,15 @@ from typing import Any
 from camera_adapters.errors import UserFacingError
 from camera_adapters.files import atomic_write_text
 
-BUNDLE_SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
+
+BUNDLE_SCHEMA_VERSION = 2
 MANIFEST_NAME = "manifest.json"
+MANIFEST_HASH_NAME = "manifest.sha256"
+FIRST_HASHED_SCHEMA = 2  # from this schema version on, manifest.sha256 is required
 ENGINE_CACHE_DIRNAME = "engines"
+MAX_MANIFEST_BYTES = 16 << 20  # a real manifest is a few kB; the training summary keeps it well below this
+MAX_MANIFEST_DEPTH = 32  # the manifest's own structure is 4 deep; free-form sections get some room
 
 SUPPORTED_COLORS = ("rgb",)
 SUPPORTED_RESIZE = ("area",)
@@ -342,8 +364,8 @@ def _check_relative(rel: str, where: str) -> None:
     p = PurePosixPath(rel.replace("\\", "/"))
     if not rel or p.is_absolute() or ".." in p.parts or rel.startswith("~"):
         raise BundleError(f"{where}: {rel!r} must be a path relative to the bundle directory, inside it")
-    if p.as_posix() == MANIFEST_NAME:
-        raise BundleError(f"{where}: {MANIFEST_NAME} cannot list itself")
+    if p.as_posix() in (MANIFEST_NAME, MANIFEST_HASH_NAME):
+        raise BundleError(f"{where}: {p.as_posix()} cannot be listed in the manifest (it covers the manifest)")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -513,15 +535,125 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def manifest_hash_line(manifest_bytes: bytes) -> str:
+    """The text of ``manifest.sha256`` for these manifest bytes (``sha256sum`` format: ``<hex>  manifest.json``)."""
+    return f"{hashlib.sha256(manifest_bytes).hexdigest()}  {MANIFEST_NAME}\n"
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _json_depth_ok(data: Any, limit: int) -> bool:
+    """Whether ``data`` nests no deeper than ``limit`` containers (iterative: no recursion to exhaust)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > limit:
+                return False
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return True
+
+
+def _read_limited(path: Path, limit: int, what: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(limit + 1)
+    except OSError as err:
+        raise BundleError(f"{path}: cannot read it ({err.strerror or err}); re-export the bundle") from None
+    if len(raw) > limit:
+        raise BundleError(f"{path}: larger than {limit} bytes, not {what}; re-export the bundle (deg-train export)")
+    return raw
+
+
+def _short(err: BaseException, limit: int = 200) -> str:
+    text = str(err)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def parse_manifest(raw: bytes, hash_file: bytes | None, source: str = MANIFEST_NAME) -> Manifest:
+    """Check and parse the bytes of ``manifest.json``.
+
+    The one decoder of manifests: :func:`read_bundle` reads the two files and calls it.
+
+    Args:
+        raw: the bytes of ``manifest.json``.
+        hash_file: the bytes of ``manifest.sha256``, or None when there is none.
+        source: the manifest's path, for messages.
+
+    Raises:
+        BundleError: too large, not UTF-8 JSON, NaN/Infinity, huge integers, nested too deep, a newer schema,
+            a missing or mismatching hash, or a manifest that is invalid or contradicts itself.
+    """
+    redo = "re-export the bundle (deg-train export)"
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise BundleError(f"{source}: larger than {MAX_MANIFEST_BYTES} bytes, not a manifest; {redo}")
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except RecursionError:
+        raise BundleError(f"{source}: not a manifest (JSON nested too deeply to read); {redo}") from None
+    except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError, int digit limit, NaN/Infinity
+        raise BundleError(f"{source}: not valid JSON ({_short(err)}); {redo}") from None
+    if not _json_depth_ok(data, MAX_MANIFEST_DEPTH):
+        raise BundleError(f"{source}: nested deeper than {MAX_MANIFEST_DEPTH} levels, not a manifest; {redo}")
+    # A newer schema is reported as such before anything else: its hashing or layout may differ.
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if isinstance(version, int) and not isinstance(version, bool) and version >= 1:
+        if version > BUNDLE_SCHEMA_VERSION:
+            Manifest.from_dict(data, source=source)  # raises the "newer, upgrade" error
+        _check_manifest_hash(source, raw, hash_file, version)
+    return Manifest.from_dict(data, source=source)
+
+
+def _check_manifest_hash(source: str, raw: bytes, hash_file: bytes | None, version: int) -> None:
+    """Compare ``manifest.sha256`` with the manifest's bytes (see the module docstring for version 1).
+
+    Raises:
+        BundleError: the hash file is missing (schema >= 2), malformed, or does not match.
+    """
+    hash_name = str(Path(source).with_name(MANIFEST_HASH_NAME))
+    if hash_file is None:
+        if version >= FIRST_HASHED_SCHEMA:
+            raise BundleError(
+                f"{hash_name} is missing, so {source} cannot be checked (a bundle of schema version {version} always "
+                "has one); re-export the bundle (deg-train export) or restore the file"
+            )
+        log.warning(
+            "UNCHECKED BUNDLE MANIFEST: %s is a schema version %d bundle from before manifests were hashed; its "
+            "thresholds and settings cannot be checked for edits. Re-export it with deg-train export.",
+            source,
+            version,
+        )
+        return
+    try:
+        fields = hash_file.decode("ascii").split()
+    except UnicodeDecodeError:
+        fields = []
+    if len(fields) != 2 or fields[1].lstrip("*") != MANIFEST_NAME or len(fields[0]) != 64:
+        raise BundleError(
+            f"{hash_name}: cannot read it: expected one line '<sha256>  {MANIFEST_NAME}'; re-export the bundle "
+            "(deg-train export)"
+        )
+    if fields[0].lower() != hashlib.sha256(raw).hexdigest():
+        raise BundleError(
+            f"{source} does not match {MANIFEST_HASH_NAME}: the manifest was edited or damaged after export "
+            "(a hand-edited threshold or setting is refused); re-export the bundle with deg-train export: "
+            "thresholds and postprocessing come from deg-train (evaluate --pick-thresholds, the postprocess config)"
+        )
+
+
 def read_bundle(path: str | os.PathLike, verify: bool = True) -> Bundle:
-    """Open a bundle directory (or its manifest.json), validate the manifest and, by default, every file's hash.
+    """Open a bundle directory (or its manifest.json), check and validate the manifest and, by default, every file.
 
     Args:
         path: the bundle directory or its ``manifest.json``.
-        verify: check each file's size and sha256 (reads every file once; pass False to skip).
+        verify: check each model file's size and sha256 (reads every file once; pass False to skip). The manifest
+            itself is always checked against ``manifest.sha256``.
 
     Raises:
-        BundleError: no such bundle, unreadable or invalid manifest, newer schema, missing or changed file.
+        BundleError: no such bundle, unreadable, edited or invalid manifest, newer schema, missing or changed file.
     """
     path = Path(path).expanduser()
     directory = path.parent if path.name == MANIFEST_NAME else path
@@ -530,11 +662,10 @@ def read_bundle(path: str | os.PathLike, verify: bool = True) -> Bundle:
         raise BundleError(f"{directory}: no such bundle directory (export one with `deg-train export`)")
     if not manifest_path.is_file():
         raise BundleError(f"{directory}: not a model bundle, {MANIFEST_NAME} is missing")
-    try:
-        data = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise BundleError(f"{manifest_path}: not valid JSON ({err}); re-export the bundle") from None
-    manifest = Manifest.from_dict(data, source=str(manifest_path))
+    raw = _read_limited(manifest_path, MAX_MANIFEST_BYTES, "a manifest")
+    hash_path = directory / MANIFEST_HASH_NAME
+    hash_file = _read_limited(hash_path, 4096, "a manifest hash") if hash_path.is_file() else None
+    manifest = parse_manifest(raw, hash_file, source=str(manifest_path))
     if not manifest.files:
         raise BundleError(f"{manifest_path}: files is empty, so nothing can be verified; re-export the bundle")
     bundle = Bundle(directory=directory.resolve(), manifest=manifest)
@@ -580,7 +711,8 @@ def write_bundle(directory: str | os.PathLike, manifest: Manifest, files: Iterab
         if not path.is_file():
             raise BundleError(f"{directory}: {rel!r} does not exist; write the model files before the manifest")
         entries[rel] = FileEntry(sha256=sha256_file(path), bytes=path.stat().st_size)
-    manifest = dataclasses.replace(manifest, files=entries)
+    # Always the current schema: this writes the current layout (with manifest.sha256).
+    manifest = dataclasses.replace(manifest, files=entries, schema_version=BUNDLE_SCHEMA_VERSION)
     if not manifest.created:
         manifest.created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     if not manifest.producer:
@@ -588,6 +720,10 @@ def write_bundle(directory: str | os.PathLike, manifest: Manifest, files: Iterab
 
         manifest.producer = f"deg-live {__version__}"
     # Round-trip through JSON so what is written is exactly what read_bundle accepts.
-    Manifest.from_dict(json.loads(manifest.to_json()), source=str(directory / MANIFEST_NAME))
-    atomic_write_text(directory / MANIFEST_NAME, manifest.to_json())
+    text = manifest.to_json()
+    Manifest.from_dict(json.loads(text), source=str(directory / MANIFEST_NAME))
+    # The hash file first: a crash between the two writes leaves a mismatch (a clear error), never a manifest
+    # that passes unchecked.
+    atomic_write_text(directory / MANIFEST_HASH_NAME, manifest_hash_line(text.encode("utf-8")))
+    atomic_write_text(directory / MANIFEST_NAME, text)
     return read_bundle(directory, verify=True)

@@ -40,6 +40,13 @@ lossless receiver (its own socket, flow-controlled by the camera adapter: nothin
 overloaded, and if the recorder itself cannot keep up the camera adapter says so loudly). Predictions and events
 are handed over by the pipeline's main loop and written there (buffered, an HDF5 append once a second).
 
+A recording whose process was killed (SIGKILL, a power cut) stays at ``status: recording`` with its ballast
+file behind. Whatever opens it next notices that the writer recorded in the summary (host, pid, process start
+time) is gone: :func:`read_recording_info` (and :func:`read_recording`, the viewer's review) reports it as
+``interrupted`` and removes the stale ballast; a tool that writes there (a new :class:`Recorder` in the same
+directory, i.e. the next ``deg-live run --record``) also rewrites its summary as ``interrupted``
+(:func:`repair_interrupted_recordings`). A summary from another host, or without a writer, is left as it is.
+
 Faults: free space below ``min_free_bytes`` (checked before each frame and each HDF5 flush, so that HDF5 never
 meets a full disk: it does not survive one) or any ``OSError`` while writing (ENOSPC, EFBIG, a vanished drive)
 stops the recording loudly (an ERROR log line naming the file and what was kept) and leaves every file valid up
@@ -56,8 +63,10 @@ import datetime as _dt
 import errno
 import json
 import logging
+import os
 import re
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -302,6 +311,8 @@ class Recorder:
         self.flush_s = float(flush_s)
         self.min_free_bytes = int(ballast_bytes if min_free_bytes is None else min_free_bytes)
         self.folder = Path(directory) / session
+        if Path(directory).is_dir():  # sessions left at "recording" by a killed process: mark them interrupted
+            repair_interrupted_recordings(directory)
         if (self.folder / f"{session}_recording.json").exists():
             raise RecorderError(f"{self.folder} already holds a recording; choose another --session or directory")
         try:
@@ -413,6 +424,7 @@ class Recorder:
             "outputs_written": self.outputs_written,
             "events_written": self.events_written,
             "source_ended": self.source_ended,
+            "writer": _writer_identity(),
             "files": {
                 "video": self.video_path.name,
                 "frames": self.frames_path.name,
@@ -817,8 +829,120 @@ class Recorder:
         self.close("interrupted" if exc_type is KeyboardInterrupt else None)
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Recordings whose process was killed
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _process_stat(pid: int) -> tuple[str, int] | None:
+    """(state, start time in clock ticks since boot) of process ``pid`` from Linux's /proc; None elsewhere."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+        fields = text[text.rindex(")") + 2 :].split()  # fields from the 3rd (state) on; the name may hold spaces
+        return fields[0], int(fields[19])  # state, starttime (the 22nd field)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _writer_identity() -> dict[str, Any]:
+    """Who writes this recording: enough to tell later whether that process still runs (pid reuse included)."""
+    pid = os.getpid()
+    stat = _process_stat(pid)
+    return {"host": socket.gethostname(), "pid": pid, "process_start": stat[1] if stat else None}
+
+
+def writer_alive(writer: Any) -> bool | None:
+    """Whether the process recorded as a recording's ``writer`` still runs here.
+
+    Returns:
+        True or False; None when it cannot be told (no writer recorded, or it ran on another host).
+    """
+    if not isinstance(writer, dict) or writer.get("host") != socket.gethostname():
+        return None
+    pid, start = writer.get("pid"), writer.get("process_start")
+    if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid < 2**22:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process of that pid exists; its start time below tells whether it is ours
+    except OSError:
+        return None
+    stat = _process_stat(pid)
+    if stat is None:
+        return True  # no /proc: the pid exists, assume it is the writer
+    state, started = stat
+    if state in ("Z", "X"):
+        return False  # killed, not yet reaped by its parent
+    return start is None or started == start  # a different start time: the pid was reused
+
+
+def read_recording_info(folder: str | Path, *, repair: bool = False) -> dict[str, Any]:
+    """A session's summary (``<session>_recording.json``), with a killed recording reported as interrupted.
+
+    A summary at ``status: recording`` whose writer process is gone (see :func:`writer_alive`) comes back with
+    ``status: interrupted`` and an ``interruption`` message; its stale ballast file is removed. With ``repair``
+    (tools that write there) the summary file is rewritten so.
+
+    Raises:
+        RecorderError: no summary, or it is not a JSON object.
+    """
+    folder = Path(folder)
+    path = folder / f"{folder.name}_recording.json"
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as err:
+        raise RecorderError(f"{path}: cannot read the recording summary ({str(err)[:200]})") from None
+    if not isinstance(info, dict):
+        raise RecorderError(f"{path}: the recording summary is not a JSON object")
+    if info.get("status") != "recording" or writer_alive(info.get("writer")) is not False:
+        return info
+    writer = info["writer"]
+    info["status"] = "interrupted"
+    info["interruption"] = (
+        f"the recording process (pid {writer['pid']} on {writer['host']}) ended without finalising it (killed or "
+        "crashed); every file is readable up to its last flush"
+    )
+    ballast = folder / f".{folder.name}.ballast"
+    try:
+        ballast.unlink(missing_ok=True)
+    except OSError as err:
+        logger.warning("could not remove the stale ballast file %s: %s", ballast, err)
+    if repair:
+        try:
+            atomic_write_text(path, json.dumps(info, indent=2) + "\n")
+            logger.warning("recording %s was interrupted (%s); its summary now says so", folder, info["interruption"])
+        except OSError as err:
+            logger.warning("could not mark %s as interrupted: %s", path, _describe_os_error(err))
+    return info
+
+
+def repair_interrupted_recordings(directory: str | Path) -> list[Path]:
+    """Mark every session under ``directory`` whose writer is gone as ``interrupted``; returns those sessions.
+
+    See :func:`read_recording_info`. Unreadable summaries are skipped with a warning.
+    """
+    repaired = []
+    for info_path in sorted(Path(directory).glob("*/*_recording.json")):
+        folder = info_path.parent
+        if info_path.name != f"{folder.name}_recording.json":
+            continue
+        try:
+            before = json.loads(info_path.read_text(encoding="utf-8")).get("status")
+            if before == "recording" and read_recording_info(folder, repair=True).get("status") == "interrupted":
+                repaired.append(folder)
+        except (OSError, ValueError, AttributeError, RecursionError, RecorderError) as err:
+            logger.warning("skipping %s: %s", info_path, str(err)[:200])
+    return repaired
+
+
 def read_recording(folder: str | Path) -> dict[str, Any]:
     """Load a recording's summary, frame table, outputs and events (for tests and quick looks).
+
+    A recording left at ``status: recording`` by a process that is gone is reported as ``interrupted`` (see
+    :func:`read_recording_info`).
 
     Returns:
         dict with ``info`` (the summary JSON), ``frames`` (dict of column -> array), ``outputs`` (dict of
@@ -826,7 +950,7 @@ def read_recording(folder: str | Path) -> dict[str, Any]:
     """
     folder = Path(folder)
     session = folder.name
-    info = json.loads((folder / f"{session}_recording.json").read_text())
+    info = read_recording_info(folder)
     frames: dict[str, list] = {c: [] for c in FRAME_COLUMNS}
     with open(folder / f"{session}_frames.csv", newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):

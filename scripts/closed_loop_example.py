@@ -31,4 +31,4 @@ while True:
             time.sleep(0.010)  # ... for 10 ms
             port.dtr = False
         latency_ms = (now - ev["capture_time_ns"]) / 1e6
-        print(f"{behaviour} onset at frame {ev['frame_index']}: {latency_ms:.1f} ms after capture")
+        print(f"{behaviour} onset at frame {ev['frame_index']}: {latency_ms:.1f} ms after capture", flush=True)

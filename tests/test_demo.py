@@ -38,12 +38,12 @@ def _live_support():
 
 
 @pytest.fixture(scope="session")
-def tiny(request):
-    return _live_support().tiny_bundle(request.config.cache.mkdir("deg_live_tiny_bundle"))
+def tiny(cache_dir):
+    return _live_support().tiny_bundle(cache_dir("deg_live_tiny_bundle"))
 
 
 def headless_env() -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "PYTHONUNBUFFERED")}
     env["QT_QPA_PLATFORM"] = "offscreen"
     return env
 

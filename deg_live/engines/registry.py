@@ -192,6 +192,10 @@ def probe_all() -> dict[str, Availability]:
 
 def _cpu_candidate_usable(name: str, options: dict[str, Any], bundle: Bundle | None) -> str | None:
     """Why a CPU candidate cannot be used here (None if it can)."""
+    # What the bundle lacks is checked before what this machine lacks, so the reason a candidate is passed over
+    # reads the same on every CPU.
+    if name == "torch" and bundle is not None and bundle.model_file("encoder", "torch") is None:
+        return "the bundle has no torch exported program (.pt2)"
     av = probe(name)
     if not av.available:
         return av.reason
@@ -200,8 +204,6 @@ def _cpu_candidate_usable(name: str, options: dict[str, Any], bundle: Bundle | N
 
         if not cpu_has_bf16():
             return "this CPU has no native bf16 (avx512_bf16/amx_bf16)"
-    if name == "torch" and bundle is not None and bundle.model_file("encoder", "torch") is None:
-        return "the bundle has no torch exported program (.pt2)"
     return None
 
 

@@ -232,7 +232,23 @@ def load_session(directory: str | os.PathLike, *, labels: str | os.PathLike | No
     if labels is None and (directory / f"{session}_labels.csv").exists():
         labels = directory / f"{session}_labels.csv"
     label_values = None if labels is None else read_label_csv(labels, behaviours, n)
-    return ReviewData(behaviours, p, d, thresholds, label_values, video, fps, f"session {session}")
+    return ReviewData(behaviours, p, d, thresholds, label_values, video, fps, f"session {session}{_status(directory)}")
+
+
+def _status(directory: Path) -> str:
+    """`` (interrupted)`` and the like for the title, from the session's summary.
+
+    A killed recording is reported as interrupted (:func:`deg_live.recorder.read_recording_info`).
+    """
+    from deg_live.recorder import RecorderError, read_recording_info
+
+    if not (directory / f"{directory.name}_recording.json").exists():
+        return ""
+    try:
+        status = read_recording_info(directory).get("status")
+    except RecorderError:
+        return " (summary unreadable)"
+    return "" if status == "complete" else f" ({status})"
 
 
 def _rows_from_frames_csv(path: Path, frame_index: np.ndarray | None, m: int) -> np.ndarray:

@@ -5,7 +5,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from camera_adapters.video import VideoError, VideoReader, probe, resize_rgb, write_video
+from camera_adapters.video import (
+    VideoError,
+    VideoReader,
+    VideoTruncatedError,
+    check_complete,
+    probe,
+    resize_rgb,
+    write_video,
+)
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "rat_behavior"
 RAT = DATA / "cage1_6_23_17_5" / "cage1_6_23_17_5.mp4"
@@ -88,6 +96,48 @@ def test_truncated_file_is_detected(tmp_path):
         assert "cut.mp4" in str(err)
     else:
         assert info.n_frames < 144
+
+
+def _faststart_mp4(path, n=160):
+    """A real faststart MP4 (index at the front, as web and phone tools write them) of ``n`` numbered frames."""
+    import av
+
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for frame in _numbered_frames(n // 4) * 4:  # brightness 6 * i must fit uint8
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    assert path.read_bytes()[:64].find(b"moov") > 0, "the index is at the front"
+    return path
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_faststart_mp4_cut_short_is_refused_with_both_counts(tmp_path, exact):
+    whole = _faststart_mp4(tmp_path / "whole.mp4")
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)])  # decodes without an error, up to the cut
+    check_complete(probe(whole, exact=exact))  # complete: passes
+    info = probe(cut, exact=exact)
+    assert info.n_frames_metadata == 160 and 0 < info.n_frames < 160 and info.missing_frames == 160 - info.n_frames
+    with pytest.raises(
+        VideoTruncatedError, match=rf"cut\.mp4: truncated: .*declares 160 frames but only {info.n_frames}"
+    ):
+        check_complete(info, accept_hint="pass --allow-truncated")
+    with pytest.raises(VideoError, match="--allow-truncated"):
+        check_complete(info, accept_hint="pass --allow-truncated")
+
+
+def test_containers_without_a_declared_count_pass_the_completeness_check(tmp_path):
+    fragmented = write_video(
+        tmp_path / "frag.mp4", _numbered_frames(20), options={"movflags": "frag_keyframe+empty_moov"}
+    )
+    info = probe(fragmented)
+    assert info.n_frames == 20 and info.missing_frames == 0
+    check_complete(info)
 
 
 def test_index_out_of_range_and_closed_reader():

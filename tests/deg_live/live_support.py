@@ -2,15 +2,18 @@
 
 The bundle is built from randomly initialised models of the ``deg_live_cpu`` preset made tiny (32x32 input,
 T=3, quarter-width streams, a small causal TGM). Exporting costs ~30-50 s on 2 cores, so it is cached under
-pytest's cache directory, keyed by a hash of the code that produces it (models, export, bundle format): a change
-there rebuilds it. The torch modules' weights are saved beside it, so the offline reference
+pytest's cache directory (a per-session directory under ``-p no:cacheprovider``), keyed by a hash of the code that
+produces it (models, export, bundle format) and of the torch / onnx / onnxruntime / Python versions: a change to
+any of them rebuilds it. The torch modules' weights are saved beside it, so the offline reference
 (:func:`deg_train.inference.predict.infer_video`) runs the very same weights.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import shutil
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -37,8 +40,23 @@ _CODE = [
 ]
 
 
+# The exported graphs depend on these as much as on the code: a torch or onnx upgrade must rebuild the bundle.
+_PACKAGES = ("torch", "onnx", "onnxscript", "onnxruntime")
+
+
+def _package_versions() -> str:
+    versions = []
+    for name in _PACKAGES:
+        try:
+            versions.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            versions.append(f"{name} absent")
+    return f"python {sys.version_info[:3]}; " + "; ".join(versions)
+
+
 def _code_hash() -> str:
-    digest = hashlib.sha256()
+    """Key of the cached bundle: the code that produces it and the versions of the packages that export it."""
+    digest = hashlib.sha256(_package_versions().encode())
     for rel in _CODE:
         path = REPO / rel
         files = sorted(path.rglob("*.py")) if path.is_dir() else [path]

@@ -1,6 +1,8 @@
 """The model bundle: write, read, verify, and every way a bundle can be wrong is a BundleError."""
 
+import hashlib
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -28,7 +30,7 @@ D = 3  # the toy encoder's features: mean colour of the window
 
 def toy_graphs(directory, k=K, d=D):
     """Write a real encoder.onnx (uint8 window -> features, logits) and sequence_step.onnx (feature + state)."""
-    onnx = pytest.importorskip("onnx")
+    import onnx  # part of the train extra the tests need: no skip
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
@@ -110,11 +112,20 @@ def bundle_dir(tmp_path):
     return d
 
 
-def edit_manifest(directory, edit):
+def reseal(directory):
+    """Rewrite manifest.sha256 for the manifest as it is now (what a tool that edits bundles on purpose does)."""
+    digest = hashlib.sha256((directory / "manifest.json").read_bytes()).hexdigest()
+    (directory / "manifest.sha256").write_text(f"{digest}  manifest.json\n")
+
+
+def edit_manifest(directory, edit, *, sealed=True):
+    """Edit manifest.json; ``sealed``: also update its hash, so the edit reaches the manifest's validation."""
     path = directory / "manifest.json"
     data = json.loads(path.read_text())
     edit(data)
     path.write_text(json.dumps(data))
+    if sealed:
+        reseal(directory)
 
 
 def test_round_trip(bundle_dir):
@@ -132,11 +143,12 @@ def test_round_trip(bundle_dir):
     assert b.postprocessor().on.tolist() == [0.5, 0.3, 0.7]
     assert read_bundle(bundle_dir / "manifest.json").manifest == b.manifest
     text = (bundle_dir / "manifest.json").read_text()
-    assert text.lstrip().startswith('{\n  "schema_version": 1')
+    assert text.lstrip().startswith(f'{{\n  "schema_version": {BUNDLE_SCHEMA_VERSION}')
 
 
 def test_graph_io_matches_what_onnxruntime_finds(bundle_dir):
-    ort = pytest.importorskip("onnxruntime")
+    import onnxruntime as ort  # must be installed everywhere: no skip
+
     b = read_bundle(bundle_dir)
     enc = ort.InferenceSession(str(b.model_file("encoder")), providers=["CPUExecutionProvider"])
     seq = ort.InferenceSession(str(b.model_file("sequence")), providers=["CPUExecutionProvider"])
@@ -149,7 +161,8 @@ def test_graph_io_matches_what_onnxruntime_finds(bundle_dir):
 
 
 def test_manifest_contradicting_the_graph(tmp_path):
-    ort = pytest.importorskip("onnxruntime")
+    import onnxruntime as ort  # must be installed everywhere: no skip
+
     d = tmp_path / "b"
     d.mkdir()
     toy_graphs(d, k=4)  # the graph has 4 logits, the manifest says 3 behaviours
@@ -253,3 +266,105 @@ def test_reading_a_bundle_imports_no_torch(bundle_dir):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
+
+
+# ------------------------------------------------------------------------------------------- manifest hash
+
+
+def test_manifest_hash_is_written_in_sha256sum_format(bundle_dir):
+    line = (bundle_dir / "manifest.sha256").read_text()
+    assert line == f"{hashlib.sha256((bundle_dir / 'manifest.json').read_bytes()).hexdigest()}  manifest.json\n"
+    if shutil.which("sha256sum"):  # the standard tool checks it too
+        out = subprocess.run(["sha256sum", "-c", "manifest.sha256"], cwd=bundle_dir, capture_output=True, text=True)
+        assert out.returncode == 0 and "manifest.json: OK" in out.stdout
+
+
+def test_an_edited_threshold_is_one_clear_error(bundle_dir):
+    path = bundle_dir / "manifest.json"
+    path.write_text(path.read_text().replace("0.3", "0.05", 1))  # a hand edit, as a user would make it
+    with pytest.raises(BundleError, match=r"manifest\.json does not match manifest\.sha256.*re-export") as info:
+        read_bundle(bundle_dir)
+    assert str(bundle_dir) in str(info.value)
+    with pytest.raises(BundleError, match="does not match"):
+        read_bundle(bundle_dir, verify=False)  # the manifest is always checked
+    # Whitespace counts too: the hash is over the bytes, as sha256sum sees them.
+    reseal(bundle_dir)
+    read_bundle(bundle_dir)
+    path.write_text(path.read_text() + "\n")
+    with pytest.raises(BundleError, match="does not match"):
+        read_bundle(bundle_dir)
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (None, r"manifest\.sha256 is missing.*re-export"),
+        ("not a hash\n", "expected one line"),
+        ("0" * 64 + "  other.json\n", "expected one line"),
+        (b"\xff\xfe garbage", "cannot read"),
+    ],
+)
+def test_missing_or_malformed_hash_file(bundle_dir, content, match):
+    target = bundle_dir / "manifest.sha256"
+    if content is None:
+        target.unlink()
+    elif isinstance(content, bytes):
+        target.write_bytes(content)
+    else:
+        target.write_text(content)
+    with pytest.raises(BundleError, match=match):
+        read_bundle(bundle_dir)
+
+
+def test_schema_1_bundle_without_hash_is_read_with_a_loud_warning(bundle_dir, caplog):
+    """Bundles exported before manifests were hashed: still read (not re-export-or-nothing), but never quietly."""
+    edit_manifest(bundle_dir, lambda m: m.update(schema_version=1), sealed=False)
+    (bundle_dir / "manifest.sha256").unlink()
+    caplog.set_level(logging.WARNING, logger="deg_live.bundle")
+    b = read_bundle(bundle_dir)
+    assert b.manifest.schema_version == 1 and b.thresholds == [0.5, 0.3, 0.7]
+    warning = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert (
+        warning
+        and "UNCHECKED BUNDLE MANIFEST" in warning[0].getMessage()
+        and "re-export" in warning[0].getMessage().lower()
+    )
+    # A schema-1 manifest that has a hash file is checked against it.
+    reseal(bundle_dir)
+    edit_manifest(bundle_dir, lambda m: m.update(thresholds=[0.5, 0.3, 0.9]), sealed=False)
+    with pytest.raises(BundleError, match="does not match"):
+        read_bundle(bundle_dir)
+    # Writing it again gives the current schema, with its hash.
+    write_bundle(bundle_dir, toy_manifest(schema_version=1))
+    assert read_bundle(bundle_dir).manifest.schema_version == BUNDLE_SCHEMA_VERSION
+
+
+def test_the_hash_file_cannot_be_listed_as_a_bundle_file(bundle_dir):
+    with pytest.raises(BundleError, match="cannot be listed"):
+        write_bundle(bundle_dir, toy_manifest(), files=["manifest.sha256"])
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ('{"a": ' * 40 + "1" + "}" * 40, "nested deeper than"),
+        ('{"schema_version": 2, "n": ' + "9" * 5000 + "}", "not valid JSON"),
+        ('{"schema_version": 2, "thresholds": [NaN, Infinity]}', "not valid JSON"),
+        ("\ufeff{}", "not valid JSON"),
+    ],
+)
+def test_hostile_manifest_text_is_one_named_error(bundle_dir, text, match):
+    (bundle_dir / "manifest.json").write_text(text)
+    reseal(bundle_dir)
+    with pytest.raises(BundleError, match=match):
+        read_bundle(bundle_dir)
+
+
+def test_oversized_manifest_is_refused_before_parsing(bundle_dir, monkeypatch):
+    import deg_live.bundle as bundle_module
+
+    monkeypatch.setattr(bundle_module, "MAX_MANIFEST_BYTES", 1000)
+    (bundle_dir / "manifest.json").write_text(json.dumps({"pad": "x" * 2000}))
+    with pytest.raises(BundleError, match="larger than"):
+        read_bundle(bundle_dir)

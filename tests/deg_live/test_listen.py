@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -120,9 +121,12 @@ def test_closed_loop_example_script(tmp_path):
     endpoint = free_endpoint(tmp_path, "events")
     script = REPO / "scripts" / "closed_loop_example.py"
     assert len(script.read_text().splitlines()) <= 40
+    # As in CI (and as a user runs it with its output piped to a file or a logger): stdout block-buffered, so
+    # the line arrives only if the script flushes it.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     with EventPublisher(endpoint, "cam0") as publisher:
         proc = subprocess.Popen(
-            [sys.executable, str(script), endpoint, "rearing", "loop://"], stdout=subprocess.PIPE, text=True
+            [sys.executable, str(script), endpoint, "rearing", "loop://"], stdout=subprocess.PIPE, text=True, env=env
         )
         try:
             line = []

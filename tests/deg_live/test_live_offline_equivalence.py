@@ -25,8 +25,8 @@ from deg_live.postprocess import CausalPostprocessor
 
 
 @pytest.fixture(scope="session")
-def tiny(request):
-    return tiny_bundle(request.config.cache.mkdir("deg_live_tiny_bundle"))
+def tiny(cache_dir):
+    return tiny_bundle(cache_dir("deg_live_tiny_bundle"))
 
 
 @pytest.fixture(scope="session")

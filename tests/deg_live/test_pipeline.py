@@ -29,8 +29,8 @@ from deg_live.telemetry import Telemetry, TelemetryPrinter
 
 
 @pytest.fixture(scope="session")
-def tiny(request):
-    return tiny_bundle(request.config.cache.mkdir("deg_live_tiny_bundle"))
+def tiny(cache_dir):
+    return tiny_bundle(cache_dir("deg_live_tiny_bundle"))
 
 
 class Collect(Processor):

@@ -8,6 +8,7 @@ import json
 import os
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,15 +23,23 @@ from camera_adapters.sources import create_source
 from camera_adapters.sources.synthetic import read_barcode
 from camera_adapters.video import VideoReader, probe
 from camera_adapters.wire import Frame
-from deg_live.recorder import Recorder, RecorderError, read_recording
+from deg_live.recorder import (
+    Recorder,
+    RecorderError,
+    read_recording,
+    read_recording_info,
+    repair_interrupted_recordings,
+    writer_alive,
+)
 from deg_live.telemetry import Telemetry
+from deg_live.viewer.review import load_session
 
 ENV = {**os.environ, "PYTHONPATH": f"{REPO / 'tests' / 'deg_live'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
 
 
 @pytest.fixture(scope="session")
-def tiny(request):
-    return tiny_bundle(request.config.cache.mkdir("deg_live_tiny_bundle"))
+def tiny(cache_dir):
+    return tiny_bundle(cache_dir("deg_live_tiny_bundle"))
 
 
 def _frame(i: int, h: int = 48, w: int = 64, smooth: bool = False) -> Frame:
@@ -271,7 +280,8 @@ import sys, time, numpy as np
 sys.path.insert(0, {str(REPO / "tests" / "deg_live")!r})
 from deg_live.recorder import Recorder
 from test_recorder import _frame
-r = Recorder({str(tmp_path)!r}, "cam0", ["background", "a"], [0.5, 0.5], session="k", flush_s=0.05, ballast_bytes=0)
+r = Recorder({str(tmp_path)!r}, "cam0", ["background", "a"], [0.5, 0.5], session="k", flush_s=0.05,
+             ballast_bytes=1 << 20)
 i = 0
 while True:
     r.write_frame(_frame(i))
@@ -283,15 +293,34 @@ while True:
     i += 1
     time.sleep(0.002)
 """
+    folder = tmp_path / "k"
+    summary, ballast = folder / "k_recording.json", folder / ".k.ballast"
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "go"
         time.sleep(0.3)
+        # While its writer runs, a recording is "recording" for every reader, and nothing is touched.
+        assert read_recording_info(folder)["status"] == "recording" and ballast.stat().st_size == 1 << 20
+        assert repair_interrupted_recordings(tmp_path) == []
+        proc.kill()
+        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)  # dead but not reaped: a zombie, still a pid
+        assert writer_alive(json.loads(summary.read_text())["writer"]) is False
     finally:
         proc.kill()
         proc.wait()
-    data = read_recording(tmp_path / "k")
-    assert data["info"]["status"] == "recording"  # it never finished ...
+    # What SIGKILL leaves: the summary still says "recording", and the 1 MiB ballast is still there.
+    assert json.loads(summary.read_text())["status"] == "recording" and ballast.exists()
+    data = read_recording(folder)
+    assert data["info"]["status"] == "interrupted"  # it never finished, and readers say so ...
+    assert f"pid {proc.pid}" in data["info"]["interruption"] and "killed" in data["info"]["interruption"]
+    assert not ballast.exists()  # ... and the stale ballast is gone
+    assert json.loads(summary.read_text())["status"] == "recording"  # reading does not rewrite the summary
+    assert load_session(folder).title == "session k (interrupted)"
+    # The next recording into the same directory (what `deg-live run --record` makes) rewrites it.
+    with pytest.raises(RecorderError, match="already holds a recording"):
+        Recorder(tmp_path, "cam0", ["background", "a"], [0.5, 0.5], session="k")
+    on_disk = json.loads(summary.read_text())
+    assert on_disk["status"] == "interrupted" and on_disk["interruption"] == data["info"]["interruption"]
     n_rows = len(data["frames"]["frame_index"])
     assert n_rows >= 140 and data["outputs"]["P"].shape[0] >= 140  # ... but everything flushed is readable
     assert len(data["events"]) >= 28
@@ -299,3 +328,30 @@ while True:
     assert n_video >= n_rows - 10
     with VideoReader(tmp_path / "k" / "k.mp4") as video:
         np.testing.assert_array_equal(video[100], _frame(100).pixels)
+
+
+def test_a_killed_recording_is_marked_interrupted_when_the_next_one_starts(tmp_path):
+    """The sweep at the start of a recording: a summary of a dead writer is rewritten, a live or foreign one
+    (another host, or no writer recorded: an older recording) is left as it is."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    alive = {"host": socket.gethostname(), "pid": child.pid, "process_start": None}
+    child.kill()
+    child.wait()
+    dead = dict(alive)
+    live = {"host": socket.gethostname(), "pid": os.getpid(), "process_start": None}
+    reused = dict(live, process_start=-1)  # this pid, but another process's start time: the pid was reused
+    cases = {"dead": dead, "reused": reused, "live": live, "elsewhere": dict(dead, host="other-host"), "old": None}
+    for name, writer in cases.items():
+        (tmp_path / name).mkdir()
+        info = {"session": name, "status": "recording", **({"writer": writer} if writer else {})}
+        (tmp_path / name / f"{name}_recording.json").write_text(json.dumps(info))
+        (tmp_path / name / f".{name}.ballast").write_bytes(b"\0" * 1000)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "broken_recording.json").write_text("{not json")
+    with Recorder(tmp_path, "cam0", ["background", "a"], [0.5, 0.5], session="new", ballast_bytes=0):
+        pass
+    status = {n: json.loads((tmp_path / n / f"{n}_recording.json").read_text())["status"] for n in cases}
+    assert status == {"dead": "interrupted", "reused": "interrupted", "live": "recording", "elsewhere": "recording",
+                      "old": "recording"}  # fmt: skip
+    assert {n for n in cases if (tmp_path / n / f".{n}.ballast").exists()} == {"live", "elsewhere", "old"}
+    assert read_recording_info(tmp_path / "new")["status"] == "complete"

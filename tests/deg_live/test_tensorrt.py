@@ -23,9 +23,9 @@ from deg_live.engines.registry import cuda_device_count
 
 
 @pytest.fixture
-def bundle(request, tmp_path):
+def bundle(cache_dir, tmp_path):
     """A private copy of the tiny bundle (each test builds its own engine cache)."""
-    info = tiny_bundle(request.config.cache.mkdir("deg_live_tiny_bundle"))
+    info = tiny_bundle(cache_dir("deg_live_tiny_bundle"))
     target = tmp_path / "bundle"
     shutil.copytree(info.path, target, ignore=shutil.ignore_patterns("engines"))
     return read_bundle(target)

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from camera_adapters.video import VideoReader
-from deg_live.bundle import read_bundle
+from deg_live.bundle import BUNDLE_SCHEMA_VERSION, read_bundle
 from deg_live.postprocess import CausalPostprocessor, PostprocessSettings
 from deg_train.cli import main as deg_train_main
 from deg_train.export import ExportError, check_encoder, export_bundle, export_from_path
@@ -114,7 +114,8 @@ def test_manifest_says_everything_live_needs(exported, project):
     assert m.training["feature_run"] == str(feature_run) and m.training["sequence_run"] == str(sequence_run)
     assert m.training["sequence"]["epoch"] == 7 and m.training["feature"]["metrics"]["val_f1"] == 0.42
     assert m.training["thresholds"]["picked_on"] == ["b"]
-    assert m.schema_version == 1 and m.producer.startswith("deg_train")
+    assert m.schema_version == BUNDLE_SCHEMA_VERSION and m.producer.startswith("deg_train")
+    assert (exported.directory / "manifest.sha256").is_file()  # the manifest is covered by a hash
 
 
 def test_bundle_reproduces_deg_train_infer_on_a_real_video(exported, reference):
