@@ -124,6 +124,8 @@ class StageLog:
 
     def record(self, stage: str, wall_s: float, **extra) -> None:
         self.data[stage] = {"wall_s": round(wall_s, 1), "finished": time.strftime("%Y-%m-%d %H:%M:%S"), **extra}
+        if hasattr(os, "getloadavg"):  # the 1, 5 and 15 minute load averages as the stage ends: others' jobs count
+            self.data[stage]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(json.dumps(self.data, indent=2))
 
@@ -784,6 +786,11 @@ def score_all(args, project: Path, out: Path, split: dict, machine: dict, do_deg
     title = (
         f"Accuracy on held-out rat sessions (test: {', '.join(split['test'])}; thresholds picked on "
         f"validation: {', '.join(split['val'])}); machine: {machine['cpu']}, {machine['cores']} cores"
+        + (
+            f" (load average {machine['load_average_at_start'][0]:.1f} when scoring; training walls depend on load)"
+            if machine.get("load_average_at_start")
+            else ""
+        )
     )
     text = f"{title}\n\n{table}\n"
     print("\n" + text, flush=True)
