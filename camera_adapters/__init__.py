@@ -12,7 +12,10 @@ Front door (imported lazily, so ``import camera_adapters`` stays cheap):
 - sources: :func:`create_source`, :func:`available_sources`, :class:`FrameSource`, :class:`SourceError`
   (:mod:`camera_adapters.sources`);
 - transport: :class:`FramePublisher` (:mod:`camera_adapters.publisher`), :class:`FrameSubscriber` and
-  :class:`LosslessReceiver` (:mod:`camera_adapters.subscriber`).
+  :class:`LosslessReceiver` (:mod:`camera_adapters.subscriber`), :class:`FrameLimits` (the largest frame a
+  receiver accepts);
+- who may connect: :class:`EndpointError`, :class:`CurveServer`, :class:`CurveClient`
+  (:mod:`camera_adapters.network`: the loopback check and CURVE keys).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "Frame": "camera_adapters.wire",
     "WireError": "camera_adapters.wire",
+    "FrameTooLarge": "camera_adapters.wire",
+    "FrameLimits": "camera_adapters.wire",
     "EndOfStream": "camera_adapters.wire",
     "encode_frame": "camera_adapters.wire",
     "decode_frame": "camera_adapters.wire",
@@ -37,6 +42,9 @@ _LAZY = {
     "FramePublisher": "camera_adapters.publisher",
     "FrameSubscriber": "camera_adapters.subscriber",
     "LosslessReceiver": "camera_adapters.subscriber",
+    "EndpointError": "camera_adapters.network",
+    "CurveServer": "camera_adapters.network",
+    "CurveClient": "camera_adapters.network",
 }
 
 __all__ = ["UserFacingError", *_LAZY]

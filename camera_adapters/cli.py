@@ -89,7 +89,20 @@ def build_parser() -> argparse.ArgumentParser:
             default=10.0,
             help="give up when the camera sends nothing for this long (0: never)",
         )
-        p.add_argument("--allow-remote", action="store_true", help="allow binding non-loopback addresses")
+        p.add_argument(
+            "--allow-remote",
+            action="store_true",
+            help="allow binding addresses other machines can reach (protect them with --curve-keys)",
+        )
+        p.add_argument(
+            "--curve-keys",
+            metavar="FILE",
+            help="CURVE: this camera's key pair (NAME.key_secret from `deg-live keys`); frames are then encrypted "
+            "and only the clients in --curve-clients get them",
+        )
+        p.add_argument(
+            "--curve-clients", metavar="DIR", help="CURVE: directory of the allowed clients' public NAME.key files"
+        )
         p.add_argument("--quiet", action="store_true", help="no status line")
         p.set_defaults(func=cmd_publish, source=name)
     return parser
@@ -120,13 +133,19 @@ def _status_line(camera_id: str, info: dict) -> str:
             f"  lossless sent {info['lossless_sent']} queued {info['lossless_queued']} "
             f"DROPPED {info['lossless_dropped']}"
         )
+    if info.get("lossless_receivers", 0) > 1:
+        line += f"  {info['lossless_receivers']} LOSSLESS RECEIVERS (frames are split between them)"
+    if info.get("send_errors"):
+        line += f"  SEND ERRORS {info['send_errors']}"
     return line
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
     """Open a source and publish its frames until it ends, a limit is reached, or Ctrl-C."""
+    from camera_adapters.network import curve_server_from_args
     from camera_adapters.publisher import FramePublisher, stream
 
+    curve = curve_server_from_args(args.curve_keys, args.curve_clients)
     source = create_source(args.source, args.options, config=args.config, camera_id=args.camera_id)
     stop = threading.Event()
     publisher = None
@@ -152,6 +171,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
             lossless_buffer=args.lossless_buffer,
             lossless_block=args.lossless_block,
             allow_remote=args.allow_remote,
+            curve=curve,
         )
         try:
             caps = source.capabilities
@@ -179,6 +199,16 @@ def cmd_publish(args: argparse.Namespace) -> int:
     print(f"deg-camera: {info['reason']}; {_status_line(args.camera_id, info)}", file=sys.stderr)
     if info["lossless_dropped"]:
         print(f"deg-camera: WARNING: the lossless path dropped {info['lossless_dropped']} frames", file=sys.stderr)
+    if info.get("lossless_receivers_max", 0) > 1:
+        print(
+            f"deg-camera: WARNING: {info['lossless_receivers_max']} receivers were connected to the lossless "
+            "endpoint at once; each got only a share of the frames",
+            file=sys.stderr,
+        )
+    if info.get("send_errors"):
+        print(
+            f"deg-camera: WARNING: {info['send_errors']} frames failed to send (see the errors above)", file=sys.stderr
+        )
     return 0
 
 

@@ -12,14 +12,21 @@ the network:
   full the publisher either drops the frame and says so loudly (``lossless_dropped``, an ERROR log line), or
   with ``lossless_block=True`` makes ``publish()`` wait: then the source runs exactly as fast as the receiver
   takes frames (replaying a file through a model with nothing skipped). Receive with
-  :class:`camera_adapters.subscriber.LosslessReceiver`; one receiver per lossless endpoint (PUSH would share
-  frames between several).
+  :class:`camera_adapters.subscriber.LosslessReceiver`; ONE receiver per lossless endpoint: PUSH would share
+  the frames between several, so the publisher watches who is connected (a socket monitor) and says loudly when
+  a second receiver completes its handshake (an ERROR log line, ``lossless_receivers_max`` > 1, the status line
+  of ``deg-camera``); the recorder counts the gaps that follow in its summary.
 
 :func:`stream` is the grab loop used by ``deg-camera``: it reads a source, publishes every frame, sends the
 end-of-stream message when the source ends or fails, and gives up on a camera that stays silent.
 
 Endpoints bind to loopback unless ``allow_remote=True`` (``tcp://0.0.0.0:5555`` or ``tcp://*:5555`` are
-refused otherwise: frames are unencrypted and unauthenticated).
+refused otherwise; :func:`camera_adapters.network.check_endpoint`). With ``curve`` (a
+:class:`camera_adapters.network.CurveServer`) both sockets authenticate and encrypt: only the listed clients'
+keys get frames.
+
+The sender threads never die silently: an unexpected error with one frame is logged with its traceback at
+ERROR, counted (``send_errors``), and the thread goes on with the next frame.
 """
 
 from __future__ import annotations
@@ -38,39 +45,59 @@ import numpy as np
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from camera_adapters.errors import UserFacingError
+from camera_adapters.network import CurveServer, EndpointError, check_endpoint, secure_server, warn_if_open
 from camera_adapters.sources.base import FrameSource, SourceError, SourceTimeout
 from camera_adapters.wire import EndOfStream, Frame, encode_end, encode_frame
 
+__all__ = ["EndpointError", "FramePublisher", "PublisherStats", "check_endpoint", "stream"]
+
 log = logging.getLogger(__name__)
 
-_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 _END = object()  # queue sentinel
+_HANDSHAKE_FAILED = (
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+)
+_PEER_EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | _HANDSHAKE_FAILED
 
 
-class EndpointError(UserFacingError, ValueError):
-    """An endpoint is malformed, not allowed (remote without ``--allow-remote``) or cannot be bound."""
+class _Peers:
+    """The peers connected to a bound socket, from its monitor events.
 
-
-def check_endpoint(endpoint: str, *, allow_remote: bool = False) -> str:
-    """Validate a ZeroMQ endpoint to bind (``tcp://127.0.0.1:5555``, ``ipc:///tmp/cam0``, ``inproc://x``).
-
-    Raises:
-        EndpointError: malformed, or a non-loopback TCP address without ``allow_remote``.
+    A connection counts as a receiver once its ZeroMQ handshake succeeded (so a port scan, or a client that
+    CURVE refuses, is not a receiver). The monitor tells which connection (file descriptor) was accepted and
+    which disconnected, but not which one finished its handshake; connections finish in the order they were
+    accepted, which is what ZeroMQ's single I/O thread does in practice.
     """
-    scheme, sep, rest = endpoint.partition("://")
-    if not sep or scheme not in ("tcp", "ipc", "inproc") or not rest:
-        raise EndpointError(f"endpoint {endpoint!r}: expected tcp://HOST:PORT, ipc:///path or inproc://name")
-    if scheme == "tcp":
-        host, _, port = rest.rpartition(":")
-        if not host or not (port.isdigit() or port == "*"):
-            raise EndpointError(f"endpoint {endpoint!r}: expected tcp://HOST:PORT, for example tcp://127.0.0.1:5555")
-        if host not in _LOOPBACK and not allow_remote:
-            raise EndpointError(
-                f"endpoint {endpoint!r} is reachable from other machines; frames are not encrypted. "
-                "Bind to tcp://127.0.0.1:PORT, or pass --allow-remote if you mean it"
-            )
-    return endpoint
+
+    def __init__(self):
+        self.pending: list[int] = []  # accepted, handshake not finished
+        self.verified: set[int] = set()
+        self.most = 0  # the most receivers seen at once
+
+    def update(self, event: int, value: int) -> None:
+        if event == zmq.EVENT_ACCEPTED:
+            self.pending.append(value)
+        elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            if self.pending:
+                self.verified.add(self.pending.pop(0))
+        elif event & _HANDSHAKE_FAILED:
+            if self.pending:
+                self.pending.pop(0)
+        elif event == zmq.EVENT_DISCONNECTED:
+            if value in self.pending:
+                self.pending.remove(value)
+            self.verified.discard(value)
+        self.most = max(self.most, len(self.verified))
+
+    @property
+    def receivers(self) -> int:
+        """Connections whose handshake succeeded."""
+        return len(self.verified)
+
+    @property
+    def connections(self) -> int:
+        """Every open connection (handshake finished or not)."""
+        return len(self.verified) + len(self.pending)
 
 
 def _bind(sock: zmq.Socket, endpoint: str) -> str:
@@ -95,6 +122,9 @@ class PublisherStats:
         lossless_queued: frames waiting for the lossless receiver now.
         latency_ms_median: capture -> live send, median over the last 1000 frames (ms).
         latency_ms_p99: the same, 99th percentile.
+        lossless_receivers: receivers connected to the lossless endpoint now (should be 1).
+        lossless_receivers_max: the most seen at once; above 1, frames were shared and the recording has gaps.
+        send_errors: unexpected errors in the sender threads (logged with a traceback; the frame was skipped).
     """
 
     published: int
@@ -105,6 +135,9 @@ class PublisherStats:
     lossless_queued: int
     latency_ms_median: float | None
     latency_ms_p99: float | None
+    lossless_receivers: int = 0
+    lossless_receivers_max: int = 0
+    send_errors: int = 0
 
 
 class FramePublisher:
@@ -119,9 +152,11 @@ class FramePublisher:
         lossless_block: block ``publish()`` instead of dropping when the lossless queue is full.
         allow_remote: allow binding non-loopback TCP addresses.
         live_hwm: send high-water mark of the live PUB socket (messages per subscriber).
+        curve: CURVE keys and allowed clients for both endpoints (None: no authentication).
 
     Raises:
         EndpointError: an endpoint is refused or cannot be bound.
+        camera_adapters.network.CurveError: CURVE keys missing or unreadable.
     """
 
     def __init__(
@@ -135,10 +170,13 @@ class FramePublisher:
         lossless_block: bool = False,
         allow_remote: bool = False,
         live_hwm: int = 2,
+        curve: CurveServer | None = None,
     ):
-        check_endpoint(endpoint, allow_remote=allow_remote)
+        check_endpoint(endpoint, allow_remote=allow_remote, what="frames endpoint")
+        warn_if_open(endpoint, curve, "frames endpoint")
         if lossless is not None:
-            check_endpoint(lossless, allow_remote=allow_remote)
+            check_endpoint(lossless, allow_remote=allow_remote, what="lossless endpoint")
+            warn_if_open(lossless, curve, "lossless endpoint")
         if lossless_block and lossless is None:
             raise EndpointError("lossless_block needs a lossless endpoint (--lossless ENDPOINT)")
         self.camera_id = camera_id
@@ -152,19 +190,27 @@ class FramePublisher:
         self._latencies: collections.deque[int] = collections.deque(maxlen=1000)
         self._published = self._live_sent = self._live_replaced = 0
         self._lossless_sent = self._lossless_dropped = 0
+        self._send_errors = 0
         self._last_drop_log = 0.0
+        self._last_error_log: dict[str, float] = {}  # per path: one traceback a second at most
+        self._auth = []  # CURVE authenticator handles, closed before the context
 
         self._live = self._ctx.socket(zmq.PUB)
         self._live.setsockopt(zmq.SNDHWM, live_hwm)
         self._live.setsockopt(zmq.LINGER, 200)
         try:
+            self._auth.append(secure_server(self._live, curve))
             self.endpoint = _bind(self._live, endpoint)
-        except EndpointError:
+        except BaseException:
+            self._live.close(linger=0)
+            self._close_auth()
             self._ctx.term()
             raise
         self._live_slot: collections.deque = collections.deque(maxlen=2)
         self._live_cond = threading.Condition()
-        self._live_thread = threading.Thread(target=self._live_loop, name=f"pub-live-{camera_id}", daemon=True)
+        self._live_thread = threading.Thread(
+            target=self._run_thread, args=(self._live_loop, "live"), name=f"pub-live-{camera_id}", daemon=True
+        )
 
         self._lossless = None
         self.lossless_endpoint = None
@@ -176,17 +222,24 @@ class FramePublisher:
             self._lossless.setsockopt(zmq.SNDTIMEO, 100)
             self._lossless.setsockopt(zmq.LINGER, 0)
             try:
+                self._auth.append(secure_server(self._lossless, curve))
                 self.lossless_endpoint = _bind(self._lossless, lossless)
-            except EndpointError:
+            except BaseException:
+                self._lossless.close(linger=0)
                 self._live.close(linger=0)
+                self._close_auth()
                 self._ctx.term()
                 raise
-            # Watch receivers connect and go: on close we wait for them to leave (they do after the end message),
-            # because ZeroMQ drops whatever a receiver has not read yet when the binding side closes.
-            self._lossless_monitor = self._lossless.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
-            self._lossless_peers = 0
+            # Watch receivers connect and go: a second receiver would take a share of the frames (said loudly),
+            # and on close we wait for them to leave (they do after the end message), because ZeroMQ drops
+            # whatever a receiver has not read yet when the binding side closes.
+            self._lossless_monitor = self._lossless.get_monitor_socket(_PEER_EVENTS)
+            self._lossless_peers = _Peers()
             self._lossless_thread = threading.Thread(
-                target=self._lossless_loop, name=f"pub-lossless-{camera_id}", daemon=True
+                target=self._run_thread,
+                args=(self._lossless_loop, "lossless"),
+                name=f"pub-lossless-{camera_id}",
+                daemon=True,
             )
             self._lossless_thread.start()
         self._live_thread.start()
@@ -270,6 +323,31 @@ class FramePublisher:
 
     # -- sender threads -----------------------------------------------------------------------------------------
 
+    def _send_error(self, path: str, item: Any) -> None:
+        """Count an unexpected error of a sender thread (call from ``except``: the traceback is logged)."""
+        with self._lock:
+            self._send_errors += 1
+            errors = self._send_errors
+        now = time.monotonic()
+        if now - self._last_error_log.get(path, 0.0) > 1.0:
+            self._last_error_log[path] = now
+            log.exception(
+                "UNEXPECTED ERROR sending frame %s on the %s path (%d so far); the frame is skipped, sending goes on",
+                getattr(item, "index", "?"),
+                path,
+                errors,
+            )
+
+    def _run_thread(self, loop: Callable[[], None], path: str) -> None:
+        """Run a sender loop; if it ever stops on an error, say so loudly (the publisher cannot send any more)."""
+        try:
+            loop()
+        except BaseException:
+            if not self._stop.is_set() and not self._closed:
+                log.critical("the %s sender thread of %s STOPPED; frames are no longer sent", path, self.camera_id)
+                log.exception("the error that stopped it")
+            raise
+
     def _live_loop(self) -> None:
         while True:
             with self._live_cond:
@@ -280,36 +358,70 @@ class FramePublisher:
                 items = list(self._live_slot)
                 self._live_slot.clear()
             for item in items:
-                if isinstance(item, tuple) and item[0] is _END:
-                    parts = encode_end(
-                        self.camera_id, stream_id=self.stream_id, frame_count=self._published, reason=item[1]
-                    )
-                    self._live.send_multipart(parts)
-                    continue
-                parts = encode_frame(item)
                 try:
-                    self._live.send_multipart(parts, copy=False, flags=zmq.NOBLOCK)
-                except zmq.Again:  # PUB normally drops silently at the high-water mark; be safe
-                    continue
-                with self._lock:
-                    self._live_sent += 1
-                    self._latencies.append(item.publish_time_ns - item.capture_time_ns)
+                    self._send_live(item)
+                except zmq.ZMQError as err:
+                    if err.errno in (zmq.ETERM, zmq.ENOTSOCK):
+                        return  # closed under us
+                    self._send_error("live", item)
+                except Exception:
+                    self._send_error("live", item)
+
+    def _send_live(self, item: Any) -> None:
+        if isinstance(item, tuple) and item[0] is _END:
+            parts = encode_end(self.camera_id, stream_id=self.stream_id, frame_count=self._published, reason=item[1])
+            self._live.send_multipart(parts)
+            return
+        parts = encode_frame(item)
+        try:
+            self._live.send_multipart(parts, copy=False, flags=zmq.NOBLOCK)
+        except zmq.Again:  # PUB normally drops silently at the high-water mark; be safe
+            return
+        with self._lock:
+            self._live_sent += 1
+            self._latencies.append(item.publish_time_ns - item.capture_time_ns)
+
+    def _watch_lossless_peers(self) -> None:
+        """Read the lossless socket's monitor events; a second receiver is an ERROR (it takes a share of frames)."""
+        while self._lossless_monitor.poll(0):
+            event = recv_monitor_message(self._lossless_monitor)
+            before = self._lossless_peers.receivers
+            self._lossless_peers.update(event["event"], event["value"])
+            now_peers = self._lossless_peers.receivers
+            if now_peers > 1 and now_peers > before:
+                log.error(
+                    "SECOND RECEIVER on the lossless endpoint %s: %d receivers are connected, and each takes a "
+                    "share of the frames, so no recording is complete. Stop the extra one (only one recorder per "
+                    "lossless endpoint); the recording's summary counts the frames it misses",
+                    self.lossless_endpoint,
+                    now_peers,
+                )
 
     def _lossless_loop(self) -> None:
         warned = 0.0
         while not self._lossless_abort.is_set():
+            try:
+                self._watch_lossless_peers()
+            except Exception:
+                self._send_error("lossless (receiver monitor)", None)
             try:
                 item = self._lossless_queue.get(timeout=0.1)
             except queue.Empty:
                 if self._stop.is_set():
                     return
                 continue
-            if isinstance(item, tuple) and item[0] is _END:
-                parts = encode_end(
-                    self.camera_id, stream_id=self.stream_id, frame_count=self._published, reason=item[1]
-                )
-            else:
-                parts = encode_frame(item)
+            try:
+                if isinstance(item, tuple) and item[0] is _END:
+                    parts = encode_end(
+                        self.camera_id, stream_id=self.stream_id, frame_count=self._published, reason=item[1]
+                    )
+                else:
+                    parts = encode_frame(item)
+            except Exception:
+                self._send_error("lossless", item)
+                with self._lock:
+                    self._lossless_dropped += 1
+                continue
             since = time.monotonic()
             while True:
                 try:
@@ -324,6 +436,10 @@ class FramePublisher:
                             with self._lock:
                                 self._lossless_dropped += 1
                         return
+                    try:
+                        self._watch_lossless_peers()
+                    except Exception:
+                        self._send_error("lossless (receiver monitor)", None)
                     now = time.monotonic()
                     if now - since > 2.0 and now - warned > 5.0:
                         warned = now
@@ -333,6 +449,13 @@ class FramePublisher:
                             self.lossless_endpoint,
                             self._lossless_queue.qsize(),
                         )
+                except zmq.ZMQError as err:
+                    if err.errno in (zmq.ETERM, zmq.ENOTSOCK):
+                        return
+                    self._send_error("lossless", item)
+                    with self._lock:
+                        self._lossless_dropped += not isinstance(item, tuple)
+                    break
 
     # -- status and shutdown ------------------------------------------------------------------------------------
 
@@ -349,6 +472,9 @@ class FramePublisher:
                 lossless_queued=self._lossless_queue.qsize(),
                 latency_ms_median=float(np.median(lat)) if lat.size else None,
                 latency_ms_p99=float(np.percentile(lat, 99)) if lat.size else None,
+                lossless_receivers=self._lossless_peers.receivers if self._lossless is not None else 0,
+                lossless_receivers_max=self._lossless_peers.most if self._lossless is not None else 0,
+                send_errors=self._send_errors,
             )
 
     def close(self, drain_timeout_s: float = 5.0) -> None:
@@ -393,7 +519,14 @@ class FramePublisher:
             self._lossless_monitor.close(linger=0)
             self._lossless.close(linger=int(max(0.0, deadline - time.monotonic()) * 1000))
         self._live.close(linger=200)
+        self._close_auth()
         self._ctx.term()
+
+    def _close_auth(self) -> None:
+        for handle in self._auth:
+            if handle is not None:
+                handle.close()
+        self._auth = []
 
     def _wait_for_lossless_receivers(self, deadline: float) -> None:
         """Keep the lossless socket open until every receiver has disconnected, or until ``deadline``.
@@ -402,16 +535,14 @@ class FramePublisher:
         is done; closing the binding socket then would lose them silently. A receiver disconnects once it has read
         the end-of-stream message, so its leaving proves it has everything.
         """
+        peers = self._lossless_peers
         while True:
             timeout_ms = int(max(0.0, deadline - time.monotonic()) * 1000)
-            if not self._lossless_monitor.poll(timeout_ms if self._lossless_peers > 0 else 0):
+            if not self._lossless_monitor.poll(timeout_ms if peers.connections > 0 else 0):
                 break
             event = recv_monitor_message(self._lossless_monitor)
-            if event["event"] == zmq.EVENT_ACCEPTED:
-                self._lossless_peers += 1
-            elif event["event"] == zmq.EVENT_DISCONNECTED:
-                self._lossless_peers -= 1
-        if self._lossless_peers > 0:
+            peers.update(event["event"], event["value"])
+        if peers.connections > 0:
             log.warning(
                 "lossless path: a receiver on %s was still connected when the drain time ran out; "
                 "frames it had not read yet may be lost (raise --drain-timeout)",

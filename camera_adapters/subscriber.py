@@ -18,7 +18,14 @@ Counters (all ints, read any time):
 - ``gaps``: frames missing from the index sequence (lost at the camera, or dropped by ZeroMQ's high-water
   mark on the way); each jump of k counts k-1.
 - ``rejected``: malformed messages (bad header, wrong byte count, unknown schema); logged, then ignored.
+- ``oversize``: messages larger than the receiver's :class:`~camera_adapters.wire.FrameLimits` (also counted in
+  ``rejected``), dropped before their header was parsed.
+- ``errors``: unexpected errors in the receiving code itself (a bug): logged with their traceback at ERROR,
+  counted, and the receiver goes on with the next message. It never dies silently.
 - ``restarts``: the index went back or the stream id changed: the camera or publisher restarted.
+
+Both take ``limits`` (:class:`~camera_adapters.wire.FrameLimits`, the largest frame accepted) and ``curve``
+(:class:`~camera_adapters.network.CurveClient`: talk only to the publisher holding that server key).
 
 When the publisher ends its stream (a replayed file ran out), :meth:`FrameSubscriber.latest` and
 :meth:`FrameSubscriber.recv` raise :class:`~camera_adapters.wire.EndOfStream` once the frames before it are
@@ -35,7 +42,18 @@ import time
 
 import zmq
 
-from camera_adapters.wire import TOPIC_PREFIX, EndOfStream, Frame, WireError, decode_message, topic_for
+from camera_adapters.network import CurveClient, EndpointError, secure_client
+from camera_adapters.wire import (
+    DEFAULT_LIMITS,
+    TOPIC_PREFIX,
+    EndOfStream,
+    Frame,
+    FrameLimits,
+    FrameTooLarge,
+    WireError,
+    decode_message,
+    topic_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +66,41 @@ class _SequenceCounters:
         self.received = 0
         self.gaps = 0
         self.rejected = 0
+        self.oversize = 0
+        self.errors = 0
         self.restarts = 0
         self._last: tuple[str | None, int] | None = None
         self._last_reject_log = 0.0
+        self._last_error_log = 0.0
 
     def reject(self, err: Exception) -> None:
         self.rejected += 1
+        if isinstance(err, FrameTooLarge):
+            self.oversize += 1
         now = time.monotonic()
         if now - self._last_reject_log > 1.0:
             self._last_reject_log = now
             log.warning("rejected a malformed frame message (%d so far): %s", self.rejected, err)
+
+    def error(self, where: str) -> None:
+        """Count an unexpected error (call from an ``except`` block: its traceback is logged)."""
+        self.errors += 1
+        now = time.monotonic()
+        if now - self._last_error_log > 1.0:
+            self._last_error_log = now
+            log.exception(
+                "UNEXPECTED ERROR in the %s (%d so far); skipping the message and going on", where, self.errors
+            )
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "received": self.received,
+            "gaps": self.gaps,
+            "rejected": self.rejected,
+            "oversize": self.oversize,
+            "errors": self.errors,
+            "restarts": self.restarts,
+        }
 
     def accept(self, message: Frame | EndOfStream) -> bool:
         """Update the counters; False for messages of another camera (ignored)."""
@@ -76,6 +119,26 @@ class _SequenceCounters:
         return True
 
 
+def _connect(
+    ctx: zmq.Context, kind: int, endpoint: str, rcvhwm: int, limits: FrameLimits, curve: CurveClient | None
+) -> zmq.Socket:
+    """A receiving socket with the size ceiling and CURVE set, connected to ``endpoint``."""
+    sock = ctx.socket(kind)
+    try:
+        sock.setsockopt(zmq.RCVHWM, rcvhwm)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, limits.max_part_bytes)
+        secure_client(sock, curve)
+        sock.connect(endpoint)
+    except zmq.ZMQError as err:
+        sock.close(0)
+        raise EndpointError(f"cannot connect to {endpoint}: {err}") from None
+    except BaseException:
+        sock.close(0)
+        raise
+    return sock
+
+
 class FrameSubscriber:
     """Live frames from a publisher: a receiver thread drains the socket and keeps only the newest frames.
 
@@ -85,6 +148,12 @@ class FrameSubscriber:
         queue_size: frames kept for the consumer; 1 (default) means :meth:`latest` and :meth:`recv` both give
             the newest. Older frames pushed out count as ``skipped``.
         context: a ZeroMQ context to use (a private one when None).
+        limits: the largest frame accepted (larger ones are dropped and counted as ``oversize``).
+        curve: CURVE keys: accept frames only from the publisher holding the server key.
+
+    Raises:
+        EndpointError: the endpoint is malformed.
+        camera_adapters.network.CurveError: CURVE keys missing or unreadable.
     """
 
     def __init__(
@@ -94,23 +163,23 @@ class FrameSubscriber:
         *,
         queue_size: int = 1,
         context: zmq.Context | None = None,
+        limits: FrameLimits = DEFAULT_LIMITS,
+        curve: CurveClient | None = None,
     ):
         self.endpoint = endpoint
         self.camera_id = camera_id
+        self.limits = limits
         self._own_ctx = context is None
         self._ctx = context or zmq.Context()
-        self._sock = self._ctx.socket(zmq.SUB)
-        self._sock.setsockopt(zmq.RCVHWM, 4)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.setsockopt(zmq.SUBSCRIBE, topic_for(camera_id) if camera_id else TOPIC_PREFIX.encode())
         try:
-            self._sock.connect(endpoint)
-        except zmq.ZMQError as err:
-            self._sock.close()
+            self._sock = _connect(self._ctx, zmq.SUB, endpoint, 4, limits, curve)
+        except BaseException:
             if self._own_ctx:
                 self._ctx.term()
-            raise WireError(f"cannot connect to {endpoint}: {err}") from None
+            raise
+        self._sock.setsockopt(zmq.SUBSCRIBE, topic_for(camera_id) if camera_id else TOPIC_PREFIX.encode())
         self._counters = _SequenceCounters(camera_id)
+        self._failure: BaseException | None = None
         self._queue: collections.deque[Frame] = collections.deque(maxlen=max(1, queue_size))
         self._ended: EndOfStream | None = None
         self.skipped = 0
@@ -142,19 +211,33 @@ class FrameSubscriber:
         """Times the stream restarted (index went back or new stream id)."""
         return self._counters.restarts
 
+    @property
+    def oversize(self) -> int:
+        """Messages larger than the limits, dropped before parsing (also counted in ``rejected``)."""
+        return self._counters.oversize
+
+    @property
+    def errors(self) -> int:
+        """Unexpected errors in the receiver (logged with a traceback; the receiver went on)."""
+        return self._counters.errors
+
     def stats(self) -> dict[str, int]:
         """All counters in one dict."""
-        return {
-            "received": self.received,
-            "skipped": self.skipped,
-            "gaps": self.gaps,
-            "rejected": self.rejected,
-            "restarts": self.restarts,
-        }
+        return {**self._counters.stats(), "skipped": self.skipped}
 
     # -- receiver thread ----------------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._receive_loop()
+        except BaseException as err:  # never die silently: the consumer's next call raises it
+            if not self._stop.is_set():
+                log.exception("the frame receiver thread of %s stopped", self.endpoint)
+                with self._cond:
+                    self._failure = err
+                    self._cond.notify_all()
+
+    def _receive_loop(self) -> None:
         poller = zmq.Poller()
         poller.register(self._sock, zmq.POLLIN)
         while not self._stop.is_set():
@@ -166,23 +249,31 @@ class FrameSubscriber:
                 except zmq.Again:
                     break
                 except zmq.ZMQError:
-                    return  # socket closed under us
+                    if self._stop.is_set():
+                        return  # socket closed under us by close()
+                    raise
                 try:
-                    message = decode_message(parts)
-                except WireError as err:
-                    self._counters.reject(err)
-                    continue
-                with self._cond:
-                    if not self._counters.accept(message):
-                        continue
-                    if isinstance(message, EndOfStream):
-                        self._ended = message
-                    else:
-                        self._ended = None
-                        if len(self._queue) == self._queue.maxlen:
-                            self.skipped += 1
-                        self._queue.append(message)
-                    self._cond.notify_all()
+                    self._deliver(parts)
+                except Exception:  # a bug, not bad input (that is WireError): say so loudly, count, go on
+                    self._counters.error("frame receiver")
+
+    def _deliver(self, parts: list) -> None:
+        try:
+            message = decode_message(parts, self.limits)
+        except WireError as err:
+            self._counters.reject(err)
+            return
+        with self._cond:
+            if not self._counters.accept(message):
+                return
+            if isinstance(message, EndOfStream):
+                self._ended = message
+            else:
+                self._ended = None
+                if len(self._queue) == self._queue.maxlen:
+                    self.skipped += 1
+                self._queue.append(message)
+            self._cond.notify_all()
 
     # -- consumer side ------------------------------------------------------------------------------------------
 
@@ -192,6 +283,8 @@ class FrameSubscriber:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while not self._queue:
+                if self._failure is not None:
+                    raise WireError(f"the frame receiver of {self.endpoint} stopped: {self._failure!r}")
                 if self._ended is not None:
                     raise self._ended
                 remaining = None if deadline is None else deadline - time.monotonic()
@@ -255,6 +348,8 @@ class LosslessReceiver:
         endpoint: the publisher's lossless endpoint.
         camera_id: only this camera's frames (None: any).
         context: a ZeroMQ context to use (a private one when None).
+        limits: the largest frame accepted (larger ones are dropped and counted as ``oversize``).
+        curve: CURVE keys: accept frames only from the publisher holding the server key.
 
     Example:
         >>> with LosslessReceiver("tcp://127.0.0.1:5556") as rx:
@@ -262,21 +357,26 @@ class LosslessReceiver:
         ...         recorder.write(frame)
     """
 
-    def __init__(self, endpoint: str, camera_id: str | None = None, *, context: zmq.Context | None = None):
+    def __init__(
+        self,
+        endpoint: str,
+        camera_id: str | None = None,
+        *,
+        context: zmq.Context | None = None,
+        limits: FrameLimits = DEFAULT_LIMITS,
+        curve: CurveClient | None = None,
+    ):
         self.endpoint = endpoint
         self.camera_id = camera_id
+        self.limits = limits
         self._own_ctx = context is None
         self._ctx = context or zmq.Context()
-        self._sock = self._ctx.socket(zmq.PULL)
-        self._sock.setsockopt(zmq.RCVHWM, 16)
-        self._sock.setsockopt(zmq.LINGER, 0)
         try:
-            self._sock.connect(endpoint)
-        except zmq.ZMQError as err:
-            self._sock.close()
+            self._sock = _connect(self._ctx, zmq.PULL, endpoint, 16, limits, curve)
+        except BaseException:
             if self._own_ctx:
                 self._ctx.term()
-            raise WireError(f"cannot connect to {endpoint}: {err}") from None
+            raise
         self._counters = _SequenceCounters(camera_id)
         self._closed = False
 
@@ -284,10 +384,12 @@ class LosslessReceiver:
     gaps = property(lambda self: self._counters.gaps, doc="Frames missing from the index sequence.")
     rejected = property(lambda self: self._counters.rejected, doc="Malformed messages ignored.")
     restarts = property(lambda self: self._counters.restarts, doc="Times the stream restarted.")
+    oversize = property(lambda self: self._counters.oversize, doc="Messages over the limits (also rejected).")
+    errors = property(lambda self: self._counters.errors, doc="Unexpected errors (logged loudly, skipped).")
 
     def stats(self) -> dict[str, int]:
         """All counters in one dict."""
-        return {"received": self.received, "gaps": self.gaps, "rejected": self.rejected, "restarts": self.restarts}
+        return self._counters.stats()
 
     def recv(self, timeout: float | None = None) -> Frame | None:
         """The next frame in order, or None after ``timeout`` seconds (None: wait forever).
@@ -307,11 +409,14 @@ class LosslessReceiver:
                 continue
             parts = self._sock.recv_multipart(copy=False)
             try:
-                message = decode_message(parts)
+                message = decode_message(parts, self.limits)
+                if not self._counters.accept(message):
+                    continue
             except WireError as err:
                 self._counters.reject(err)
                 continue
-            if not self._counters.accept(message):
+            except Exception:  # a bug, not bad input: say so loudly, count, go on with the next message
+                self._counters.error("lossless receiver")
                 continue
             if isinstance(message, EndOfStream):
                 raise message

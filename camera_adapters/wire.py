@@ -1,7 +1,7 @@
 """The frame wire format: one ZeroMQ multipart message ``[topic, header JSON, pixels]`` per frame.
 
 - ``topic``: ``frames/<camera_id>`` (UTF-8), so a SUB socket can subscribe to one camera.
-- ``header``: a UTF-8 JSON object (fields below), at most :data:`MAX_HEADER_BYTES`.
+- ``header``: a UTF-8 JSON object (fields below), at most :data:`MAX_HEADER_BYTES` (settable, :class:`FrameLimits`).
 - ``pixels``: the raw C-contiguous pixel buffer, sent without copying (``send_multipart(parts, copy=False)``).
 
 Header fields (``schema_version`` 1):
@@ -27,8 +27,14 @@ Times are ``time.time_ns()`` so that they compare across processes on one machin
 well as their clocks are synchronised); intervals inside one process use the monotonic clock.
 
 Decoding checks every field and the pixel byte count against the shape *before* touching the buffer and raises
-:class:`WireError`; it never allocates from an unchecked shape. Decoded pixels are a read-only view of the
-received buffer (no copy): copy them if you must write.
+:class:`WireError` for anything malformed, whatever the bytes are (a fuzz test holds this): the header is parsed
+by :func:`camera_adapters.bounded_json.loads` (nesting, integer size, NaN refused), integers are bounded (frame
+indices ``0 .. 2**53-1``, times within int64). A message larger than the :class:`FrameLimits` (header bytes,
+pixel bytes, width x height) raises :class:`FrameTooLarge` *before* its header is parsed where the byte counts
+already tell: receivers drop and count it (``oversize``). The default limit, :data:`DEFAULT_MAX_PIXELS`
+(4096 x 4096 = 16.8 MP, 48 MiB as RGB), covers real machine-vision cameras (5 MP, 12 MP 4096 x 3000); raise it
+for larger sensors (``--max-frame-pixels``). Decoded pixels are a read-only view of the received buffer (no
+copy): copy them if you must write.
 """
 
 from __future__ import annotations
@@ -41,12 +47,16 @@ from typing import Any
 
 import numpy as np
 
+from camera_adapters import bounded_json
 from camera_adapters.errors import UserFacingError
 
 WIRE_SCHEMA_VERSION = 1
 TOPIC_PREFIX = "frames/"
-MAX_HEADER_BYTES = 65536
+MAX_HEADER_BYTES = 16384  # a real header is ~400 bytes
 MAX_DIMENSION = 65536
+MAX_TOPIC_BYTES = 512
+DEFAULT_MAX_PIXELS = 4096 * 4096
+MAX_FRAME_INDEX = 2**53 - 1  # exact in every JSON reader (JavaScript's numbers too)
 
 # pixel_format -> (channels or None for 2-D, dtype name)
 PIXEL_FORMATS: dict[str, tuple[int | None, str]] = {
@@ -59,6 +69,46 @@ PIXEL_FORMATS: dict[str, tuple[int | None, str]] = {
 
 class WireError(UserFacingError, ValueError):
     """A message on the wire is malformed, truncated or of an unknown schema; the message says which field."""
+
+
+class FrameTooLarge(WireError):
+    """A message is larger than the receiver's :class:`FrameLimits` allow; dropped (and counted as ``oversize``)."""
+
+
+@dataclass(frozen=True)
+class FrameLimits:
+    """The largest frame message a receiver accepts; anything larger is refused before it is parsed.
+
+    Attributes:
+        max_pixels: width x height of the largest frame (default 4096 x 4096).
+        max_header_bytes: the largest JSON header.
+    """
+
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_header_bytes: int = MAX_HEADER_BYTES
+
+    def __post_init__(self) -> None:
+        for name in ("max_pixels", "max_header_bytes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise WireError(f"frame limit {name} must be a positive integer, got {value!r}")
+
+    @property
+    def max_pixel_bytes(self) -> int:
+        """The largest pixel part: ``max_pixels`` x 3 bytes (rgb24, the widest pixel format)."""
+        return self.max_pixels * 3
+
+    @property
+    def max_part_bytes(self) -> int:
+        """ZeroMQ's own per-part ceiling for receiving sockets (``ZMQ_MAXMSGSIZE``), about twice the limits.
+
+        Parts between the limits and this ceiling are received, refused and counted (``oversize``); parts beyond
+        it never reach memory: ZeroMQ drops the connection as it reads the part's length, and reconnects.
+        """
+        return 2 * self.max_pixel_bytes + self.max_header_bytes + (1 << 20)
+
+
+DEFAULT_LIMITS = FrameLimits()
 
 
 class EndOfStream(Exception):
@@ -195,19 +245,26 @@ def _buffer(part: Any) -> memoryview:
     """A memoryview of one received part (``bytes``, ``zmq.Frame`` or anything with the buffer protocol)."""
     buf = getattr(part, "buffer", part)
     try:
-        return memoryview(buf)
+        view = memoryview(buf)
     except TypeError:
         raise WireError(f"message part of type {type(part).__name__} is not a byte buffer") from None
+    if not view.c_contiguous:
+        raise WireError("message part is not a contiguous byte buffer")
+    return view.cast("B") if view.format != "B" or view.ndim != 1 else view
 
 
-def _int(header: dict, key: str, *, minimum: int | None = 0, nullable: bool = False) -> int | None:
+def _int(
+    header: dict, key: str, *, minimum: int | None = 0, maximum: int = bounded_json.INT64_MAX, nullable: bool = False
+) -> int | None:
     value = header.get(key)
     if value is None and nullable:
         return None
     if not isinstance(value, int) or isinstance(value, bool):
-        raise WireError(f"header field {key!r} must be an integer, got {value!r}")
+        raise WireError(f"header field {key!r} must be an integer, got {_short(value)}")
     if minimum is not None and value < minimum:
         raise WireError(f"header field {key!r} must be >= {minimum}, got {value}")
+    if value > maximum:
+        raise WireError(f"header field {key!r} must be <= {maximum}, got {value}")
     return value
 
 
@@ -215,65 +272,82 @@ def _str(header: dict, key: str, *, nullable: bool = False, max_len: int = 256) 
     value = header.get(key)
     if value is None and nullable:
         return None
-    if not isinstance(value, str) or not value or len(value) > max_len:
-        raise WireError(f"header field {key!r} must be a non-empty string of at most {max_len} characters")
+    if not isinstance(value, str) or not value or len(value) > max_len or not value.isprintable():
+        raise WireError(
+            f"header field {key!r} must be a non-empty printable string of at most {max_len} characters, "
+            f"got {_short(value)}"
+        )
     return value
 
 
-def _parse_header(parts: list[Any]) -> tuple[str, dict]:
+def _short(value: Any) -> str:
+    """A value for an error message, cut short (a hostile header may hold anything)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _parse_header(parts: list[Any], limits: FrameLimits) -> tuple[str, dict]:
     if not isinstance(parts, (list, tuple)) or len(parts) != 3:
         n = len(parts) if isinstance(parts, (list, tuple)) else "?"
         raise WireError(f"a frame message has 3 parts [topic, header, pixels], got {n}")
-    topic_buf, header_buf = _buffer(parts[0]), _buffer(parts[1])
-    if topic_buf.nbytes > 512:
-        raise WireError("topic longer than 512 bytes")
+    topic_buf, header_buf, pixel_buf = _buffer(parts[0]), _buffer(parts[1]), _buffer(parts[2])
+    # Sizes first: an oversize message is dropped before a byte of it is parsed.
+    if header_buf.nbytes > limits.max_header_bytes:
+        raise FrameTooLarge(f"header of {header_buf.nbytes} bytes exceeds the limit of {limits.max_header_bytes}")
+    if pixel_buf.nbytes > limits.max_pixel_bytes:
+        raise FrameTooLarge(
+            f"pixel part of {pixel_buf.nbytes} bytes exceeds the limit of {limits.max_pixel_bytes} "
+            f"({limits.max_pixels} pixels; raise --max-frame-pixels for a larger camera)"
+        )
+    if topic_buf.nbytes > MAX_TOPIC_BYTES:
+        raise WireError(f"topic longer than {MAX_TOPIC_BYTES} bytes")
     try:
-        topic = bytes(topic_buf).decode("utf-8")
+        topic = topic_buf.tobytes().decode("utf-8")
     except UnicodeDecodeError:
         raise WireError("topic is not UTF-8") from None
     if not topic.startswith(TOPIC_PREFIX):
-        raise WireError(f"topic {topic!r} does not start with {TOPIC_PREFIX!r}")
-    if header_buf.nbytes > MAX_HEADER_BYTES:
-        raise WireError(f"header of {header_buf.nbytes} bytes exceeds {MAX_HEADER_BYTES}")
-    try:
-        header = json.loads(bytes(header_buf).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise WireError(f"header is not UTF-8 JSON ({err})") from None
+        raise WireError(f"topic {_short(topic)} does not start with {TOPIC_PREFIX!r}")
+    header = bounded_json.loads(header_buf, max_bytes=limits.max_header_bytes, error=WireError, what="header")
     if not isinstance(header, dict):
-        raise WireError("header must be a JSON object")
+        raise WireError(f"header must be a JSON object, got {type(header).__name__}")
     version = header.get("schema_version")
-    if version != WIRE_SCHEMA_VERSION:
-        raise WireError(f"unsupported schema_version {version!r} (this reader understands {WIRE_SCHEMA_VERSION})")
+    if version != WIRE_SCHEMA_VERSION or isinstance(version, bool):
+        raise WireError(f"unsupported schema_version {_short(version)} (this reader understands {WIRE_SCHEMA_VERSION})")
     camera_id = _str(header, "camera_id")
     if topic != TOPIC_PREFIX + camera_id:
-        raise WireError(f"topic {topic!r} does not match camera_id {camera_id!r}")
+        raise WireError(f"topic {_short(topic)} does not match camera_id {camera_id!r}")
     return camera_id, header
 
 
-def decode_message(parts: list[Any]) -> Frame | EndOfStream:
+def decode_message(parts: list[Any], limits: FrameLimits = DEFAULT_LIMITS) -> Frame | EndOfStream:
     """Decode a frame message, or an end-of-stream message (returned as an :class:`EndOfStream`, not raised).
 
     Args:
         parts: the three received parts (``bytes`` or ``zmq.Frame``).
+        limits: the largest message accepted (default :data:`DEFAULT_LIMITS`).
 
     Raises:
-        WireError: anything malformed; the message names the field.
+        FrameTooLarge: the message exceeds ``limits`` (checked before parsing where the sizes tell).
+        WireError: anything else malformed; the message names the field. Nothing else is raised.
     """
-    camera_id, header = _parse_header(parts)
+    camera_id, header = _parse_header(parts, limits)
     kind = header.get("kind", "frame")
     if kind == "end":
         count = _int(header, "frame_count", nullable=True)
         reason = header.get("reason") or "end of stream"
-        return EndOfStream(str(reason)[:500], camera_id=camera_id, frame_count=count)
+        if not isinstance(reason, str):
+            reason = "end of stream"
+        return EndOfStream(reason[:500], camera_id=camera_id, frame_count=count)
     if kind != "frame":
-        raise WireError(f"unknown message kind {kind!r} (known: frame, end)")
+        raise WireError(f"unknown message kind {_short(kind)} (known: frame, end)")
 
     pixel_format = _str(header, "pixel_format")
     if pixel_format not in PIXEL_FORMATS:
         raise WireError(f"unknown pixel_format {pixel_format!r} (known: {', '.join(PIXEL_FORMATS)})")
     channels, dtype_name = PIXEL_FORMATS[pixel_format]
-    if header.get("dtype") != dtype_name:
-        raise WireError(f"dtype {header.get('dtype')!r} does not match pixel_format {pixel_format!r} ({dtype_name})")
+    dtype = header.get("dtype")
+    if not isinstance(dtype, str) or dtype != dtype_name:
+        raise WireError(f"dtype {_short(dtype)} does not match pixel_format {pixel_format!r} ({dtype_name})")
     shape = header.get("shape")
     want_ndim = 2 if channels is None else 3
     if (
@@ -282,22 +356,27 @@ def decode_message(parts: list[Any]) -> Frame | EndOfStream:
         or not all(isinstance(s, int) and not isinstance(s, bool) and 0 < s <= MAX_DIMENSION for s in shape)
         or (channels is not None and shape[2] != channels)
     ):
-        raise WireError(f"shape {shape!r} is not a valid {want_ndim}-D shape for pixel_format {pixel_format!r}")
+        raise WireError(f"shape {_short(shape)} is not a valid {want_ndim}-D shape for pixel_format {pixel_format!r}")
+    if shape[0] * shape[1] > limits.max_pixels:
+        raise FrameTooLarge(
+            f"a {shape[1]}x{shape[0]} frame exceeds the limit of {limits.max_pixels} pixels "
+            "(raise --max-frame-pixels for a larger camera)"
+        )
     itemsize = np.dtype(dtype_name).itemsize
     expected = math.prod(shape) * itemsize  # Python ints: no overflow
     pixel_buf = _buffer(parts[2])
     if pixel_buf.nbytes != expected:
         raise WireError(f"pixel part has {pixel_buf.nbytes} bytes, shape {shape} {dtype_name} needs {expected}")
 
-    index = _int(header, "frame_index")
+    index = _int(header, "frame_index", maximum=MAX_FRAME_INDEX)
     capture = _int(header, "capture_time_ns")
     publish = _int(header, "publish_time_ns")
-    camera_ts = _int(header, "camera_timestamp_ns", minimum=None, nullable=True)
+    camera_ts = _int(header, "camera_timestamp_ns", minimum=bounded_json.INT64_MIN, nullable=True)
     stream_id = _str(header, "stream_id", nullable=True, max_len=64)
-    source_frame = _int(header, "source_frame", nullable=True)
+    source_frame = _int(header, "source_frame", maximum=MAX_FRAME_INDEX, nullable=True)
     fps = header.get("fps")
     if fps is not None and (not isinstance(fps, (int, float)) or isinstance(fps, bool) or not 0 <= fps < 1e6):
-        raise WireError(f"header field 'fps' must be a non-negative number or null, got {fps!r}")
+        raise WireError(f"header field 'fps' must be a non-negative number or null, got {_short(fps)}")
     truth = header.get("truth")
     if truth is not None and not isinstance(truth, dict):
         raise WireError("header field 'truth' must be a JSON object or null")
@@ -319,15 +398,16 @@ def decode_message(parts: list[Any]) -> Frame | EndOfStream:
     )
 
 
-def decode_frame(parts: list[Any]) -> Frame:
+def decode_frame(parts: list[Any], limits: FrameLimits = DEFAULT_LIMITS) -> Frame:
     """Decode a frame message; an end-of-stream message raises :class:`EndOfStream`.
 
     Raises:
+        FrameTooLarge: the message exceeds ``limits``.
         WireError: the message is malformed (wrong part count, bad JSON, unknown schema, bad or missing field,
             pixel byte count not matching the shape).
         EndOfStream: the message is the publisher's end-of-stream message.
     """
-    message = decode_message(parts)
+    message = decode_message(parts, limits)
     if isinstance(message, EndOfStream):
         raise message
     return message

@@ -12,7 +12,7 @@ import sys
 from camera_adapters.command_line import parser_from_modules, run_parsed
 
 # Modules under deg_live.commands, in the order their commands appear in --help.
-COMMAND_MODULES = ("run", "listen", "view", "bench", "bench_engine")
+COMMAND_MODULES = ("run", "listen", "view", "bench", "bench_engine", "keys")
 
 
 def build_parser() -> argparse.ArgumentParser:

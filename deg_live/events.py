@@ -1,7 +1,8 @@
 """Behaviour events and per-frame state on ZeroMQ: the message formats, a publisher and a subscriber.
 
 deg_live publishes on ONE ZeroMQ PUB socket (default ``tcp://127.0.0.1:5560``, loopback; bind
-``tcp://*:5560`` to serve other machines) two kinds of two-part messages ``[topic, json]``:
+``tcp://*:5560`` with ``allow_remote``, better with CURVE, to serve other machines) two kinds of two-part
+messages ``[topic, json]``:
 
 - ``events/<camera_id>``: a behaviour's onset or offset, decided causally (for closed-loop experiments);
 - ``state/<camera_id>``: every processed frame's probabilities and decisions (for viewers and loggers).
@@ -50,6 +51,17 @@ State message (``state/<camera_id>``), schema_version 1::
       "telemetry": {"fps": 30.0, …}                  # optional, free-form numbers
     }
 
+Decoding (:func:`decode_message`) turns any malformed input into :class:`MessageError` and nothing else (a
+fuzz test holds this): bodies above ``max_bytes`` (default 256 KiB) raise :class:`MessageTooLarge` before they
+are parsed, the JSON is parsed with bounded nesting and integers (:mod:`camera_adapters.bounded_json`), frame
+numbers must lie in ``-1 .. 2**53-1`` and times in int64. :class:`EventSubscriber` raises it, or with
+``skip_malformed=True`` (``deg-live listen``, the viewer) logs, counts (``rejected``) and goes on.
+
+Endpoints: publishers bind loopback unless ``allow_remote=True``
+(:func:`camera_adapters.network.check_endpoint`); with ``curve`` both sides authenticate and encrypt
+(:class:`camera_adapters.network.CurveServer` for the publisher, :class:`~camera_adapters.network.CurveClient`
+for subscribers; see docs/security.md).
+
 A consumer in 15 lines of Python (no deg_live needed)::
 
     import json, zmq
@@ -70,6 +82,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import time
 import uuid
@@ -79,21 +92,51 @@ from typing import Any
 
 import zmq
 
+from camera_adapters import bounded_json
 from camera_adapters.errors import UserFacingError
+from camera_adapters.network import (
+    CurveClient,
+    CurveServer,
+    EndpointError,
+    check_endpoint,
+    secure_client,
+    secure_server,
+    warn_if_open,
+)
+
+__all__ = [
+    "DEFAULT_EVENTS_ENDPOINT",
+    "EndpointError",
+    "EventMessage",
+    "EventPublisher",
+    "EventSubscriber",
+    "MessageError",
+    "MessageTooLarge",
+    "StateMessage",
+    "decode_message",
+    "encode_message",
+]
+
+logger = logging.getLogger(__name__)
 
 EVENTS_SCHEMA_VERSION = 1
 DEFAULT_EVENTS_ENDPOINT = "tcp://127.0.0.1:5560"
 EVENT_TOPIC_PREFIX = "events/"
 STATE_TOPIC_PREFIX = "state/"
 EVENT_KINDS = ("onset", "offset")
+MAX_MESSAGE_BYTES = 256 * 1024  # a state message of 100 behaviours with telemetry is ~10 KB
+MAX_TOPIC_BYTES = 512
+MAX_FRAME_NUMBER = 2**53 - 1  # exact in every JSON reader
+MAX_NAME_LENGTH = 256
+MAX_BEHAVIOURS = 4096
 
 
 class MessageError(UserFacingError, ValueError):
     """An event or state message that cannot be decoded: wrong topic, bad JSON, missing fields, newer schema."""
 
 
-class EndpointError(UserFacingError, OSError):
-    """A ZeroMQ endpoint that cannot be bound or connected (malformed, or the address is in use)."""
+class MessageTooLarge(MessageError):
+    """An event or state message above the size limit; refused before it is parsed."""
 
 
 def event_topic(camera_id: str) -> str:
@@ -338,6 +381,25 @@ _STATE_OPTIONAL: dict[str, tuple[type, ...]] = {
 }
 
 
+# Integer fields' ranges (inclusive); the JSON parser already keeps every integer within int64.
+_INT_RANGES: dict[str, tuple[int, int]] = {
+    "frame_index": (0, MAX_FRAME_NUMBER),
+    "bout_start_frame": (-1, MAX_FRAME_NUMBER),
+    "change_frame": (-1, MAX_FRAME_NUMBER),
+    "behaviour_index": (-1, MAX_BEHAVIOURS),
+    "seq": (0, bounded_json.INT64_MAX),
+    "skipped": (0, bounded_json.INT64_MAX),
+    "lost": (0, bounded_json.INT64_MAX),
+}
+_STR_LIMITS = {"behaviour": MAX_NAME_LENGTH, "kind": 16, "stream_id": 128, "camera_id": MAX_NAME_LENGTH}
+
+
+def _short(value: Any) -> str:
+    """A value for an error message, cut short (a hostile message may hold anything)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _typed(data: dict, key: str, types: tuple[type, ...], where: str, required: bool) -> Any:
     if key not in data:
         if required:
@@ -346,23 +408,53 @@ def _typed(data: dict, key: str, types: tuple[type, ...], where: str, required: 
     value = data[key]
     if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
         names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
-        raise MessageError(f"{where}: field {key!r} should be {names}, got {value!r}")
+        raise MessageError(f"{where}: field {key!r} should be {names}, got {_short(value)}")
+    if isinstance(value, int) and not isinstance(value, bool) and key in _INT_RANGES:
+        low, high = _INT_RANGES[key]
+        if not low <= value <= high:
+            raise MessageError(f"{where}: field {key!r} must lie in {low} .. {high}, got {value}")
+    if isinstance(value, str) and key in _STR_LIMITS and len(value) > _STR_LIMITS[key]:
+        raise MessageError(f"{where}: field {key!r} is longer than {_STR_LIMITS[key]} characters")
     return value
 
 
-def decode_message(parts: Sequence[bytes | zmq.Frame | memoryview]) -> Message:
+def _part_bytes(part: Any, where: str) -> bytes:
+    if isinstance(part, zmq.Frame):
+        return part.bytes
+    try:
+        return memoryview(part).tobytes()
+    except TypeError:
+        raise MessageError(f"{where}: a message part of type {type(part).__name__} is not bytes") from None
+
+
+def decode_message(parts: Sequence[bytes | zmq.Frame | memoryview], *, max_bytes: int = MAX_MESSAGE_BYTES) -> Message:
     """Decode ZeroMQ parts ``[topic, json]`` into an :class:`EventMessage` or :class:`StateMessage`.
 
+    Args:
+        parts: the two received parts.
+        max_bytes: the largest JSON body accepted.
+
     Raises:
-        MessageError: wrong number of parts, unknown topic, bad UTF-8 or JSON, missing or mistyped fields,
-            a type or camera id that disagrees with the topic, or a newer ``schema_version``.
+        MessageTooLarge: the body is larger than ``max_bytes`` (checked before parsing).
+        MessageError: anything else malformed: wrong number of parts, unknown topic, bad UTF-8 or JSON, missing,
+            mistyped or out-of-range fields, a type or camera id that disagrees with the topic, or a newer
+            ``schema_version``. Nothing else is raised, whatever the bytes.
     """
     if not isinstance(parts, (list, tuple)) or len(parts) != 2:
         n = len(parts) if isinstance(parts, (list, tuple)) else type(parts).__name__
         raise MessageError(f"event/state message: expected 2 parts [topic, json], got {n}")
-    raw = [p.bytes if isinstance(p, zmq.Frame) else bytes(p) for p in parts]
+    raw_topic = _part_bytes(parts[0], "event/state message")
+    if len(raw_topic) > MAX_TOPIC_BYTES:
+        raise MessageError(f"event/state message: topic longer than {MAX_TOPIC_BYTES} bytes")
+    body = parts[1].buffer if isinstance(parts[1], zmq.Frame) else parts[1]
     try:
-        topic = raw[0].decode("utf-8")
+        body_size = memoryview(body).nbytes
+    except TypeError:
+        raise MessageError(f"event/state message: a body of type {type(body).__name__} is not bytes") from None
+    if body_size > max_bytes:
+        raise MessageTooLarge(f"event/state message: body of {body_size} bytes exceeds the limit of {max_bytes}")
+    try:
+        topic = raw_topic.decode("utf-8")
     except UnicodeDecodeError:
         raise MessageError("event/state message: topic is not UTF-8") from None
     if topic.startswith(EVENT_TOPIC_PREFIX):
@@ -370,24 +462,21 @@ def decode_message(parts: Sequence[bytes | zmq.Frame | memoryview]) -> Message:
     elif topic.startswith(STATE_TOPIC_PREFIX):
         cls, fields, optional, prefix = StateMessage, _STATE_FIELDS, _STATE_OPTIONAL, STATE_TOPIC_PREFIX
     else:
-        raise MessageError(f"topic {topic!r}: expected events/<camera_id> or state/<camera_id>")
-    where = f"message on {topic!r}"
-    try:
-        data = json.loads(raw[1].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise MessageError(f"{where}: body is not UTF-8 JSON ({err})") from None
+        raise MessageError(f"topic {_short(topic)}: expected events/<camera_id> or state/<camera_id>")
+    where = f"message on {_short(topic)}"
+    data = bounded_json.loads(body, max_bytes=max_bytes, error=MessageError, what=f"{where}: body", max_depth=8)
     if not isinstance(data, dict):
         raise MessageError(f"{where}: body must be a JSON object, got {type(data).__name__}")
     version = data.get("schema_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise MessageError(f"{where}: schema_version must be a positive integer, got {version!r}")
+        raise MessageError(f"{where}: schema_version must be a positive integer, got {_short(version)}")
     if version > EVENTS_SCHEMA_VERSION:
         raise MessageError(
             f"{where}: schema_version {version} is newer than this deg-live understands ({EVENTS_SCHEMA_VERSION}); "
             "upgrade deg-live on the receiving side"
         )
     if data.get("type") != cls.TYPE:
-        raise MessageError(f"{where}: type is {data.get('type')!r} but the topic says {cls.TYPE!r}")
+        raise MessageError(f"{where}: type is {_short(data.get('type'))} but the topic says {cls.TYPE!r}")
     kwargs: dict[str, Any] = {"schema_version": version}
     for key, types in fields.items():
         kwargs[key] = _typed(data, key, types, where, required=True)
@@ -396,23 +485,32 @@ def decode_message(parts: Sequence[bytes | zmq.Frame | memoryview]) -> Message:
         if value is not None:
             kwargs[key] = value
     if kwargs["camera_id"] != topic[len(prefix) :]:
-        raise MessageError(f"{where}: camera_id {kwargs['camera_id']!r} does not match the topic")
+        raise MessageError(f"{where}: camera_id {_short(kwargs['camera_id'])} does not match the topic")
+    try:
+        _check_camera_id(kwargs["camera_id"])
+    except MessageError as err:
+        raise MessageError(f"{where}: {err}") from None
     if cls is EventMessage:
         if kwargs["kind"] not in EVENT_KINDS:
-            raise MessageError(f"{where}: kind {kwargs['kind']!r} is not one of {EVENT_KINDS}")
+            raise MessageError(f"{where}: kind {_short(kwargs['kind'])} is not one of {EVENT_KINDS}")
     else:
         k = len(kwargs["behaviours"])
+        if k > MAX_BEHAVIOURS:
+            raise MessageError(f"{where}: more than {MAX_BEHAVIOURS} behaviours")
         if len(kwargs["probabilities"]) != k or len(kwargs["decisions"]) != k:
             raise MessageError(f"{where}: behaviours, probabilities and decisions must have the same length")
-        if not all(isinstance(b, str) for b in kwargs["behaviours"]):
-            raise MessageError(f"{where}: behaviours must be strings")
+        if not all(isinstance(b, str) and len(b) <= MAX_NAME_LENGTH for b in kwargs["behaviours"]):
+            raise MessageError(f"{where}: behaviours must be strings of at most {MAX_NAME_LENGTH} characters")
         if not all(
             p is None or (isinstance(p, (int, float)) and not isinstance(p, bool)) for p in kwargs["probabilities"]
         ):
             raise MessageError(f"{where}: probabilities must be numbers or null")
         if not all(isinstance(d, bool) for d in kwargs["decisions"]):
             raise MessageError(f"{where}: decisions must be true or false")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError, OverflowError) as err:  # the dataclass's own conversions
+        raise MessageError(f"{where}: {err}") from None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -434,9 +532,12 @@ class EventPublisher:
         stream_id: identifies this run (default: a fresh random id).
         sndhwm: messages queued per subscriber before new ones are dropped.
         context: a ZeroMQ context (default: the process-wide one).
+        allow_remote: allow binding an address other machines can reach (``tcp://*:5560``); refused otherwise.
+        curve: CURVE keys and allowed clients (None: no authentication; warned about beyond loopback).
 
     Raises:
-        EndpointError: the endpoint is malformed or already in use.
+        EndpointError: the endpoint is malformed, remote without ``allow_remote``, or already in use.
+        camera_adapters.network.CurveError: CURVE keys missing or unreadable.
     """
 
     def __init__(
@@ -447,10 +548,15 @@ class EventPublisher:
         stream_id: str | None = None,
         sndhwm: int = 1000,
         context: zmq.Context | None = None,
+        allow_remote: bool = False,
+        curve: CurveServer | None = None,
     ):
         self._socket: zmq.Socket | None = None
+        self._auth = None
         self.endpoint = endpoint
         self.camera_id = _check_camera_id(camera_id)
+        check_endpoint(endpoint, allow_remote=allow_remote, what="events endpoint")
+        warn_if_open(endpoint, curve, "events endpoint")
         self.stream_id = stream_id or uuid.uuid4().hex
         self.sent = 0
         self.dropped = 0
@@ -460,10 +566,16 @@ class EventPublisher:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, sndhwm)
         try:
+            self._auth = secure_server(sock, curve)
             sock.bind(endpoint)
         except zmq.ZMQError as err:
             sock.close(0)
+            self._close_auth()
             raise EndpointError(f"cannot bind events endpoint {endpoint!r}: {err}; pick another port or path") from None
+        except BaseException:
+            sock.close(0)
+            self._close_auth()
+            raise
         self._socket = sock
         self.bound_endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
 
@@ -513,6 +625,12 @@ class EventPublisher:
         if self._socket is not None:
             self._socket.close(0)
             self._socket = None
+        self._close_auth()
+
+    def _close_auth(self) -> None:
+        auth, self._auth = getattr(self, "_auth", None), None
+        if auth is not None:
+            auth.close()
 
     def __enter__(self) -> EventPublisher:
         return self
@@ -534,9 +652,13 @@ class EventSubscriber:
             ``state/``). Default: every event and state message.
         rcvhwm: messages queued before ZeroMQ drops new ones.
         context: a ZeroMQ context (default: the process-wide one).
+        curve: CURVE keys: take messages only from the publisher holding the server key.
+        skip_malformed: log, count (``rejected``) and skip malformed messages instead of raising.
+        max_bytes: the largest message body accepted (larger ones are malformed: :class:`MessageTooLarge`).
 
     Raises:
         EndpointError: the endpoint is malformed.
+        camera_adapters.network.CurveError: CURVE keys missing or unreadable.
     """
 
     def __init__(
@@ -546,21 +668,33 @@ class EventSubscriber:
         *,
         rcvhwm: int = 10000,
         context: zmq.Context | None = None,
+        curve: CurveClient | None = None,
+        skip_malformed: bool = False,
+        max_bytes: int = MAX_MESSAGE_BYTES,
     ):
         self._socket: zmq.Socket | None = None
         self.endpoint = endpoint
         self.topics = [topics] if isinstance(topics, str) else list(topics)
         if not self.topics:
             raise ValueError("EventSubscriber needs at least one topic")
+        self.skip_malformed = skip_malformed
+        self.max_bytes = max_bytes
+        self.rejected = 0
+        self._last_reject_log = 0.0
         ctx = context or zmq.Context.instance()
         sock = ctx.socket(zmq.SUB)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RCVHWM, rcvhwm)
+        sock.setsockopt(zmq.MAXMSGSIZE, 4 * max_bytes)  # far larger parts never reach memory
         try:
+            secure_client(sock, curve)
             sock.connect(endpoint)
         except zmq.ZMQError as err:
             sock.close(0)
             raise EndpointError(f"cannot connect to events endpoint {endpoint!r}: {err}") from None
+        except BaseException:
+            sock.close(0)
+            raise
         for topic in self.topics:
             sock.setsockopt(zmq.SUBSCRIBE, topic.encode("utf-8"))
         self._socket = sock
@@ -582,7 +716,8 @@ class EventSubscriber:
             The decoded message, or None if the timeout passed first.
 
         Raises:
-            MessageError: a malformed message arrived.
+            MessageError: a malformed message arrived (unless ``skip_malformed``: then it is logged, counted in
+                ``rejected`` and skipped).
         """
         if self._socket is None:
             raise RuntimeError("EventSubscriber is closed")
@@ -594,9 +729,21 @@ class EventSubscriber:
                 return None
             parts = self._socket.recv_multipart()
             if parts and self._wanted(parts[0]):
-                return decode_message(parts)
+                try:
+                    return decode_message(parts, max_bytes=self.max_bytes)
+                except MessageError as err:
+                    if not self.skip_malformed:
+                        raise
+                    self._reject(err)
             if deadline is not None and time.monotonic() >= deadline:
                 return None
+
+    def _reject(self, err: MessageError) -> None:
+        self.rejected += 1
+        now = time.monotonic()
+        if now - self._last_reject_log > 1.0:
+            self._last_reject_log = now
+            logger.warning("rejected a malformed event/state message (%d so far): %s", self.rejected, err)
 
     def __iter__(self) -> Iterator[Message]:
         """Yield messages forever (stop with KeyboardInterrupt or by breaking out)."""

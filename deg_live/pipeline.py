@@ -63,8 +63,9 @@ from typing import Any
 import numpy as np
 
 from camera_adapters.errors import UserFacingError
+from camera_adapters.network import CurveClient, CurveServer
 from camera_adapters.video import resize_rgb
-from camera_adapters.wire import EndOfStream, Frame
+from camera_adapters.wire import DEFAULT_LIMITS, EndOfStream, Frame, FrameLimits
 from deg_live.bundle import Bundle, read_bundle
 from deg_live.events import DEFAULT_EVENTS_ENDPOINT, EventMessage, EventPublisher, StateMessage
 from deg_live.postprocess import CausalPostprocessor, Transition
@@ -172,6 +173,11 @@ class LivePipeline:
         frame_size: ``(height, width)`` frames must have; None: the first frame of each stream sets it.
         idle_warn_s: warn when no frame arrived for this long.
         state_every: publish a state message every this many processed frames (1 = every frame).
+        frame_limits: the largest frame accepted (:class:`camera_adapters.wire.FrameLimits`); larger ones are
+            dropped before parsing and counted (``oversize``).
+        allow_remote: allow the events/state endpoints to bind addresses other machines can reach.
+        curve_server: CURVE keys and allowed clients for the events/state endpoints, or None.
+        curve_frames: CURVE keys and the camera adapter's public key for the frame endpoints, or None.
 
     Raises:
         deg_live.bundle.BundleError: the bundle cannot be read (before any socket is opened).
@@ -199,6 +205,10 @@ class LivePipeline:
         frame_size: tuple[int, int] | None = None,
         idle_warn_s: float = 2.0,
         state_every: int = 1,
+        frame_limits: FrameLimits = DEFAULT_LIMITS,
+        allow_remote: bool = False,
+        curve_server: CurveServer | None = None,
+        curve_frames: CurveClient | None = None,
     ) -> None:
         self._closed = False
         self._opened: list[Any] = []  # what close() must close, in reverse order
@@ -265,23 +275,27 @@ class LivePipeline:
         try:
             from camera_adapters.subscriber import FrameSubscriber, LosslessReceiver
 
-            self.publisher = EventPublisher(events_endpoint, camera_id)
+            remote = {"allow_remote": allow_remote, "curve": curve_server}
+            self.publisher = EventPublisher(events_endpoint, camera_id, **remote)
             self._opened.append(self.publisher)
             self.state_publisher = self.publisher
             if state_endpoint and state_endpoint != events_endpoint:
-                self.state_publisher = EventPublisher(state_endpoint, camera_id, stream_id=self.publisher.stream_id)
+                self.state_publisher = EventPublisher(
+                    state_endpoint, camera_id, stream_id=self.publisher.stream_id, **remote
+                )
                 self._opened.append(self.state_publisher)
+            receive = {"limits": frame_limits, "curve": curve_frames}
             if every_frame:
-                self.frames = LosslessReceiver(frames_endpoint, camera_id)
+                self.frames = LosslessReceiver(frames_endpoint, camera_id, **receive)
             else:
-                self.frames = FrameSubscriber(frames_endpoint, camera_id)
+                self.frames = FrameSubscriber(frames_endpoint, camera_id, **receive)
             self._opened.append(self.frames)
             if recorder is not None:
                 if every_frame:
                     self._record_queue = _QueueSource()
                     recorder.start(self._record_queue)
                 else:
-                    recorder.start(LosslessReceiver(lossless_endpoint, camera_id))
+                    recorder.start(LosslessReceiver(lossless_endpoint, camera_id, **receive))
         except BaseException:
             self._close_opened()
             if self._own_engine:
@@ -368,6 +382,8 @@ class LivePipeline:
         t.set_counter("received", f.received)
         t.set_counter("lost", f.gaps)
         t.set_counter("rejected", f.rejected)
+        t.set_counter("oversize", f.oversize)
+        t.set_counter("receiver_errors", f.errors)
         t.set_counter("skipped", getattr(f, "skipped", 0))
         if self.recorder is not None:
             t.set_counter("recorded", self.recorder.frames_written)

@@ -32,7 +32,10 @@ file                               contents
 ``<session>_telemetry.json/.csv``  the run's telemetry (:mod:`deg_live.telemetry`), written when it ends.
 ``<session>_recording.json``       what was recorded: schema_version, camera, bundle, behaviours, start/end
                                    times, frames written, status (``recording`` while running, then
-                                   ``complete``, ``interrupted`` or ``failed``) and the failure message.
+                                   ``complete``, ``interrupted`` or ``failed``) and the failure message;
+                                   ``frames_missing``/``index_gaps``: frames absent from the camera's
+                                   numbering between recorded frames (lost at the camera or on the lossless
+                                   path, or taken by a second receiver), also said in ``warnings``.
 =================================  ==========================================================================
 
 Threads: the video and the frames CSV are written by the recorder's own thread, which takes frames from the
@@ -130,6 +133,7 @@ _OUTPUT_DATASETS = (
     ("stream", np.int32, None),
 )
 _SESSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_MAX_CONSECUTIVE_ERRORS = 50  # unexpected errors in a row before the frame thread gives up (recording failed)
 
 
 class RecorderError(UserFacingError, RuntimeError):
@@ -331,6 +335,11 @@ class Recorder:
         self.failed: str | None = None  # set once when recording stops on an error
         self.frames_written = 0
         self.frames_dropped = 0  # frames after the recording had to stop, or of another size
+        self.frames_missing = 0  # frames missing from the camera's numbering between recorded frames
+        self.index_gaps = 0  # places where frames were missing
+        self.thread_errors = 0  # unexpected errors in the frame thread (logged with a traceback, survived)
+        self._last_recorded: tuple[str, int] | None = None  # (stream id, frame index) of the last frame written
+        self._last_gap_log = 0.0
         self.outputs_written = 0
         self.events_written = 0
         self.started_unix = time.time()
@@ -421,6 +430,10 @@ class Recorder:
             "failure": self.failed,
             "frames_written": self.frames_written,
             "frames_dropped": self.frames_dropped,
+            "frames_missing": self.frames_missing,
+            "index_gaps": self.index_gaps,
+            "thread_errors": self.thread_errors,
+            "warnings": self._warnings(),
             "outputs_written": self.outputs_written,
             "events_written": self.events_written,
             "source_ended": self.source_ended,
@@ -446,14 +459,74 @@ class Recorder:
         self._thread = threading.Thread(target=self._frame_loop, name="deg-live-recorder", daemon=True)
         self._thread.start()
 
+    def _warnings(self) -> list[str]:
+        """What a reader of the summary must know about frames this recording lacks."""
+        out = []
+        if self.frames_missing:
+            out.append(
+                f"{self.frames_missing} frames are missing from the camera's numbering in {self.index_gaps} places: "
+                "lost at the camera, dropped on the lossless path, or taken by a second receiver on the lossless "
+                "endpoint (see the frame table's frame_index)"
+            )
+        if self.thread_errors:
+            out.append(f"{self.thread_errors} unexpected errors in the recorder's frame thread (see the log)")
+        return out
+
+    def _note_recorded(self, frame: Frame) -> None:
+        """Count the frames missing between this recorded frame and the previous one of the same stream."""
+        stream = frame.stream_id or ""
+        last = self._last_recorded
+        if last is not None and last[0] == stream and frame.index > last[1] + 1:
+            missing = frame.index - last[1] - 1
+            self.frames_missing += missing
+            self.index_gaps += 1
+            now = time.monotonic()
+            if now - self._last_gap_log > 1.0:
+                self._last_gap_log = now
+                logger.error(
+                    "recorder: %d frames missing before frame %d (%d missing so far in %d places); the recording's "
+                    "summary says so. Is a second receiver connected to the lossless endpoint?",
+                    missing,
+                    frame.index,
+                    self.frames_missing,
+                    self.index_gaps,
+                )
+        self._last_recorded = (stream, frame.index)
+
     def _frame_loop(self) -> None:
+        """The frame thread: never dies silently; an error that stops it marks the recording failed."""
+        try:
+            self._receive_and_write()
+        except BaseException as err:
+            logger.exception("recorder: the frame thread STOPPED")
+            self._fail(err, self.video_path)
+            try:
+                self._finish_frame_side()
+            except Exception:
+                logger.exception("recorder: finalising the video after the frame thread stopped")
+
+    def _thread_error(self, what: str, frame: Frame | None) -> None:
+        """An unexpected error in the frame thread (call from ``except``): logged with its traceback, counted."""
+        self.thread_errors += 1
+        logger.exception(
+            "RECORDER: UNEXPECTED ERROR %s%s (%d so far); the frame thread goes on",
+            what,
+            "" if frame is None else f" frame {frame.index}",
+            self.thread_errors,
+        )
+
+    def _receive_and_write(self) -> None:
         """Write every frame the source gives, across stream ends and restarts, until :meth:`close`.
 
         On close, the frames captured before the stop request that are still on their way are written too (up to
-        a deadline): the lossless path may lag behind inference.
+        a deadline): the lossless path may lag behind inference. An unexpected error is logged, counted and
+        survived; ``_MAX_CONSECUTIVE_ERRORS`` in a row stop the recording (marked failed).
         """
         source = self._source
+        consecutive = 0
         while True:
+            if consecutive >= _MAX_CONSECUTIVE_ERRORS:
+                raise RuntimeError(f"{consecutive} unexpected errors in a row in the recorder's frame thread")
             stopping = self._stop.is_set()
             if stopping and time.monotonic() > self._drain_deadline:
                 logger.warning("recorder: stopped draining after the deadline; later frames were not recorded")
@@ -469,9 +542,14 @@ class Recorder:
             except UserFacingError as err:  # a malformed message: the receiver counts it; keep going
                 logger.warning("recorder: %s", err)
                 continue
-            except Exception as err:  # the receiver was closed under us
-                logger.debug("recorder: receiver stopped: %s", err)
-                break
+            except Exception as err:
+                if self._stop.is_set():  # the receiver was closed under us by close()
+                    logger.debug("recorder: receiver stopped: %s", err)
+                    break
+                consecutive += 1
+                self._thread_error("receiving", None)
+                time.sleep(0.05)  # an error that repeats at once must not spin
+                continue
             if frame is None:
                 if self._stop.is_set():
                     break  # nothing more on its way
@@ -480,7 +558,13 @@ class Recorder:
                 continue
             if self._stop.is_set() and frame.capture_time_ns > self._stop_time_ns:
                 break  # captured after the stop request: not part of this recording
-            self.write_frame(frame)
+            try:
+                self.write_frame(frame)
+                consecutive = 0
+            except Exception:
+                consecutive += 1
+                self.frames_dropped += 1
+                self._thread_error("writing", frame)
         self._flush_frames(force=True)
 
     def write_frame(self, frame: Frame) -> bool:
@@ -527,6 +611,7 @@ class Recorder:
                 )
             )
             self._video.write(rgb)
+            self._note_recorded(frame)
             self._write_complete_rows()
             self._flush_frames()
         except OSError as err:
@@ -789,6 +874,8 @@ class Recorder:
                 "recorder: could not write the recording summary in %s: %s", self.folder, _describe_os_error(err)
             )
         self._remove_ballast()
+        for warning in self._warnings():
+            logger.error("recording %s: %s", self.session, warning)
         logger.info(
             "recording %s: %s, %d frames, %d output rows, %d events in %s",
             self.session,

@@ -12,6 +12,11 @@ Examples::
 
     deg-live listen --events tcp://127.0.0.1:5560
     deg-live listen --events tcp://127.0.0.1:5560 --behaviour grooming --serial /dev/ttyUSB0 --line dtr --pulse-ms 10
+    # from another machine, authenticated and encrypted (docs/security.md):
+    deg-live listen --events tcp://10.0.0.5:5560 --curve-keys keys/stim.key_secret --curve-server-key keys/live.key
+
+A malformed message (from a broken or hostile sender) is logged, counted and skipped; it never stops the
+listener. The summary reports how many there were.
 """
 
 from __future__ import annotations
@@ -47,6 +52,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--count", type=int, help="exit after this many onsets")
     p.add_argument("--timeout", type=float, help="exit after this many seconds")
     p.add_argument("--json", action="store_true", help="print each event as one JSON line (with latencies)")
+    p.add_argument("--curve-keys", metavar="FILE", help="CURVE: this listener's key pair (NAME.key_secret)")
+    p.add_argument(
+        "--curve-server-key",
+        metavar="FILE",
+        help="CURVE: deg-live run's public key (NAME.key); events from anyone else are refused",
+    )
     p.set_defaults(func=run)
 
 
@@ -61,6 +72,7 @@ class Listener:
         out: where to print.
         offsets: print offsets too.
         as_json: print JSON lines.
+        curve: CURVE keys (a :class:`camera_adapters.network.CurveClient`), or None.
     """
 
     def __init__(
@@ -73,9 +85,11 @@ class Listener:
         out: TextIO | None = None,
         offsets: bool = False,
         as_json: bool = False,
+        curve=None,
     ):
         topic = f"{EVENT_TOPIC_PREFIX}{camera}" if camera else EVENT_TOPIC_PREFIX
-        self.subscriber = EventSubscriber(endpoint, [topic])
+        # A malformed message is logged, counted and skipped: one bad sender must not stop the closed loop.
+        self.subscriber = EventSubscriber(endpoint, [topic], curve=curve, skip_malformed=True)
         self.behaviours = set(behaviours or [])
         self.trigger = trigger
         self.out = out if out is not None else sys.stdout
@@ -165,7 +179,8 @@ class Listener:
             return f"median {np.median(a):.3f} ms, p99 {np.percentile(a, 99):.3f} ms"
 
         lines = [
-            f"{self.events} events received ({self.onsets} onsets reacted to, {self.missed} missed by seq gaps)",
+            f"{self.events} events received ({self.onsets} onsets reacted to, {self.missed} missed by seq gaps, "
+            f"{self.subscriber.rejected} malformed messages ignored)",
             f"publish -> receive: {stats(self.receive_ms)}",
             f"capture -> receive: {stats(self.capture_ms)}",
         ]
@@ -188,8 +203,10 @@ class Listener:
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``deg-live listen``."""
+    from camera_adapters.network import curve_client_from_args
     from deg_live.processors import SerialTrigger
 
+    curve = curve_client_from_args(args.curve_keys, args.curve_server_key)
     trigger = SerialTrigger(args.serial, args.line, args.pulse_ms) if args.serial else None
     stop = threading.Event()
 
@@ -204,6 +221,7 @@ def run(args: argparse.Namespace) -> int:
             trigger=trigger,
             offsets=args.offsets,
             as_json=args.json,
+            curve=curve,
         )
     except BaseException:
         if trigger is not None:

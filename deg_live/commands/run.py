@@ -11,7 +11,12 @@ Examples::
     deg-live run --bundle bundles/rat --frames ipc:///tmp/c-all --every-frame --exit-at-end --record rec/
 
 Ctrl-C or SIGTERM stops it cleanly: the recording is finalised (status ``interrupted``) and the telemetry
-saved; a second signal aborts at once.
+saved; a second signal aborts at once. An unexpected error stops it with exit status 1 and the recording
+marked ``failed``.
+
+Endpoints bind loopback unless ``--allow-remote``; beyond one machine, protect them with CURVE (docs/security.md):
+``--curve-keys`` (this machine's key pair), ``--curve-clients`` (who may receive events/state) and
+``--curve-camera-key`` (the camera adapter's public key: frames from anyone else are refused).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import threading
 from pathlib import Path
 
 from camera_adapters.errors import UserFacingError
+from camera_adapters.wire import DEFAULT_MAX_PIXELS
 from deg_live.events import DEFAULT_EVENTS_ENDPOINT
 
 logger = logging.getLogger(__name__)
@@ -159,7 +165,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--telemetry", metavar="DIR", help="also save telemetry.json/.csv into DIR")
     p.add_argument("--warmup", type=int, default=10, help="warm-up iterations before the first frame (default 10)")
     p.add_argument("--quiet", action="store_true", help="no live telemetry line")
+    p.add_argument(
+        "--max-frame-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        metavar="N",
+        help=f"drop (and count) frames larger than N pixels, before parsing them (default {DEFAULT_MAX_PIXELS}, "
+        "4096x4096)",
+    )
+    add_network_arguments(p)
     p.set_defaults(func=run)
+
+
+def add_network_arguments(p: argparse.ArgumentParser) -> None:
+    """``--allow-remote`` and the CURVE options of ``deg-live run``."""
+    net = p.add_argument_group("network (docs/security.md)")
+    net.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow --events/--state to bind addresses other machines can reach (protect them with --curve-keys)",
+    )
+    net.add_argument("--curve-keys", metavar="FILE", help="CURVE: this machine's key pair (NAME.key_secret)")
+    net.add_argument(
+        "--curve-clients",
+        metavar="DIR",
+        help="CURVE: directory of the public keys (NAME.key) allowed to receive events and state",
+    )
+    net.add_argument(
+        "--curve-camera-key",
+        metavar="FILE",
+        help="CURVE: the camera adapter's public key (NAME.key); frames from anyone else are refused",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -171,6 +207,13 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.lossless and not args.record:
         logger.warning("--lossless is only used with --record; ignoring it")
+    if args.max_frame_pixels <= 0:
+        raise RunArgumentError("--max-frame-pixels must be positive")
+    from camera_adapters.network import check_endpoint
+
+    for flag in ("events", "state"):  # refused before the bundle and the engine load, not after
+        if getattr(args, flag):
+            check_endpoint(getattr(args, flag), allow_remote=args.allow_remote, what=f"--{flag}")
 
     # Ctrl-C / SIGTERM from the start: stop cleanly (the recording is finalised); a second signal aborts.
     stop = threading.Event()
@@ -192,6 +235,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, stop: threading.Event, status: dict) -> int:
+    from camera_adapters.network import curve_client_from_args, curve_server_from_args
+    from camera_adapters.wire import FrameLimits
     from deg_live.bundle import read_bundle
     from deg_live.engines import create_engine
     from deg_live.pipeline import LivePipeline
@@ -200,6 +245,14 @@ def _run(args: argparse.Namespace, stop: threading.Event, status: dict) -> int:
     from deg_live.telemetry import Telemetry, TelemetryPrinter
 
     # Everything that can fail on user input before any socket opens: the bundle, the engine, the processors.
+    # --curve-keys serves both roles: server of events/state (with --curve-clients), client of the camera
+    # adapter (with --curve-camera-key); either may be used alone.
+    curve_server = curve_server_from_args(args.curve_keys if args.curve_clients else None, args.curve_clients)
+    curve_frames = curve_client_from_args(
+        args.curve_keys if args.curve_camera_key else None, args.curve_camera_key, server_flag="--curve-camera-key"
+    )
+    if args.curve_keys and not (curve_server or curve_frames):
+        raise RunArgumentError("--curve-keys needs --curve-clients and/or --curve-camera-key")
     bundle = read_bundle(args.bundle)
     processors = [create_processor(spec) for spec in args.processor]
     engine = None
@@ -235,6 +288,10 @@ def _run(args: argparse.Namespace, stop: threading.Event, status: dict) -> int:
                 max_gap=args.max_gap,
                 frame_size=args.frame_size,
                 state_every=args.state_every,
+                frame_limits=FrameLimits(max_pixels=args.max_frame_pixels),
+                allow_remote=args.allow_remote,
+                curve_server=curve_server,
+                curve_frames=curve_frames,
             )
         except BaseException:
             if recorder is not None:
@@ -255,6 +312,13 @@ def _run(args: argparse.Namespace, stop: threading.Event, status: dict) -> int:
             )
         except KeyboardInterrupt:
             status["value"] = "interrupted"
+        except Exception as err:
+            # A bug or an unexpected failure: the traceback goes out (exit status 1), the recording says failed.
+            status["value"] = "failed"
+            logger.critical("deg-live run STOPPED on an unexpected error; the recording is marked failed")
+            if recorder is not None and recorder.failed is None:
+                recorder.failed = f"deg-live run stopped on an unexpected error: {type(err).__name__}: {err}"
+            raise
         finally:
             if printer is not None:
                 printer.finish()
@@ -264,6 +328,11 @@ def _run(args: argparse.Namespace, stop: threading.Event, status: dict) -> int:
             print(f"recording: {recorder.folder} ({recorder.frames_written} frames, status {recorder.status})")
             if recorder.failed:
                 print(f"RECORDING FAILED: {recorder.failed}")
+            if recorder.frames_missing:
+                print(
+                    f"RECORDING INCOMPLETE: {recorder.frames_missing} frames missing from the camera's numbering "
+                    f"in {recorder.index_gaps} places (see {recorder.info_path.name})"
+                )
         return 0
     finally:
         if pipeline is not None:

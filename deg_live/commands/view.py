@@ -47,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     live.add_argument("--camera", help="only this camera id (default: any)")
     live.add_argument("--bundle", metavar="DIR", help="model bundle, to draw its thresholds on the traces")
     live.add_argument("--refresh", type=float, default=30.0, metavar="HZ", help="redraws per second (default 30)")
+    live.add_argument("--curve-keys", metavar="FILE", help="CURVE: this viewer's key pair (NAME.key_secret)")
+    live.add_argument("--curve-server-key", metavar="FILE", help="CURVE: deg-live run's public key (NAME.key)")
+    live.add_argument("--curve-camera-key", metavar="FILE", help="CURVE: the camera adapter's public key, for --frames")
     review = p.add_argument_group("review")
     review.add_argument("--session", metavar="DIR", help="a recorded session folder (deg-live run --record)")
     review.add_argument("--outputs", metavar="H5", help="an offline <video>_outputs.h5 (deg-train infer)")
@@ -96,5 +99,20 @@ def run(args: argparse.Namespace) -> int:
         from deg_live.bundle import read_bundle
 
         thresholds = read_bundle(args.bundle, verify=False).thresholds
-    receiver = StreamReceiver(args.state or DEFAULT_EVENTS_ENDPOINT, args.events, args.frames, camera_id=args.camera)
+    from camera_adapters.network import curve_client_from_args
+
+    curve = curve_client_from_args(args.curve_keys if args.curve_server_key else None, args.curve_server_key)
+    frames_curve = curve_client_from_args(
+        args.curve_keys if args.curve_camera_key else None, args.curve_camera_key, server_flag="--curve-camera-key"
+    )
+    if args.curve_keys and not (curve or frames_curve):
+        raise ViewArgumentError("--curve-keys needs --curve-server-key and/or --curve-camera-key")
+    receiver = StreamReceiver(
+        args.state or DEFAULT_EVENTS_ENDPOINT,
+        args.events,
+        args.frames,
+        camera_id=args.camera,
+        curve=curve,
+        frames_curve=frames_curve,
+    )
     return run_viewer(receiver=receiver, refresh_hz=args.refresh, thresholds=thresholds, **common)

@@ -21,9 +21,11 @@ import threading
 
 import zmq
 
+from camera_adapters.network import secure_client
 from camera_adapters.wire import EndOfStream, Frame
 from deg_live.events import (
     EVENT_TOPIC_PREFIX,
+    MAX_MESSAGE_BYTES,
     STATE_TOPIC_PREFIX,
     EndpointError,
     EventMessage,
@@ -46,6 +48,8 @@ class StreamReceiver:
         camera_id: only this camera (None: the first camera whose state arrives is fine, any is accepted).
         capacity: frames the timeline keeps.
         rcvhwm: messages ZeroMQ queues per socket before dropping (small: a slow viewer loses its own messages).
+        curve: CURVE keys for the state/events endpoints (:class:`camera_adapters.network.CurveClient`), or None.
+        frames_curve: CURVE keys for the frame endpoint (the camera adapter's public key), or None.
 
     Raises:
         EndpointError: an endpoint is malformed.
@@ -60,12 +64,15 @@ class StreamReceiver:
         camera_id: str | None = None,
         capacity: int = 8192,
         rcvhwm: int = 100,
+        curve=None,
+        frames_curve=None,
     ):
         self.state_endpoint = state
         self.events_endpoint = events or state
         self.frames_endpoint = frames
         self.camera_id = camera_id
         self.rcvhwm = rcvhwm
+        self.curve = curve
         self.timeline = Timeline(capacity)
         self.rejected = 0
         self.frames_ended: str | None = None
@@ -84,7 +91,7 @@ class StreamReceiver:
             from camera_adapters.subscriber import FrameSubscriber
 
             try:
-                self._frames = FrameSubscriber(frames, camera_id=camera_id)
+                self._frames = FrameSubscriber(frames, camera_id=camera_id, curve=frames_curve)
             except Exception:
                 self.close()
                 raise
@@ -99,13 +106,17 @@ class StreamReceiver:
             sock = ctx.socket(zmq.SUB)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.RCVHWM, self.rcvhwm)
+            sock.setsockopt(zmq.MAXMSGSIZE, 4 * MAX_MESSAGE_BYTES)
             try:
+                secure_client(sock, self.curve)
                 sock.connect(endpoint)
-            except zmq.ZMQError as err:
+            except BaseException as err:
                 sock.close(0)
                 for s in sockets:
                     s.close(0)
-                raise EndpointError(f"viewer: cannot connect to {endpoint!r}: {err}") from None
+                if isinstance(err, zmq.ZMQError):
+                    raise EndpointError(f"viewer: cannot connect to {endpoint!r}: {err}") from None
+                raise
             for topic in topics:
                 sock.setsockopt(zmq.SUBSCRIBE, topic.encode("utf-8"))
             sockets.append(sock)

@@ -62,7 +62,7 @@ def test_end_to_end_live_and_lossless(kind, tmp_path):
     assert all(read_barcode(f.pixels) == f.index for f in recorded)
     assert all(f.truth and f.stream_id == pub.stream_id and f.camera_id == "rig1" for f in recorded)
     assert all(f.capture_time_ns <= f.publish_time_ns <= f.receive_time_ns for f in recorded)
-    assert rx.stats() == {"received": n, "gaps": 0, "rejected": 0, "restarts": 0}
+    assert rx.stats() == {"received": n, "gaps": 0, "rejected": 0, "oversize": 0, "errors": 0, "restarts": 0}
     assert stats.lossless_sent == n and stats.lossless_dropped == 0
     # Live: in order, consistent, and everything it did not get is accounted for as a gap.
     indices = [f.index for f in live_frames]
