@@ -102,22 +102,27 @@ def save_checkpoint(
 def load_checkpoint(path: str | os.PathLike, *, map_location: str = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint`; a run directory means its best (else last) checkpoint.
 
+    The file is loaded without running code from it (:func:`deg_train.models.safe_load.load_untrusted`).
+
     Raises:
-        CheckpointError: missing or unreadable file, not one of ours, or a newer schema.
+        CheckpointError: missing or unreadable file, one holding objects that are not data, not one of ours, or
+            a newer schema.
     """
-    import torch
+    from deg_train.models.safe_load import load_untrusted
 
     path = checkpoint_path(path)
-    try:
-        data = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as err:
-        raise CheckpointError(f"{path}: cannot read the checkpoint ({err}); is the file complete?") from None
+    data = load_untrusted(path, map_location=map_location, error=CheckpointError)  # runs no code from the file
     if not isinstance(data, dict) or "schema_version" not in data or "stage" not in data:
         raise CheckpointError(
             f"{path}: not a deg-train checkpoint (no schema_version/stage); for other weight files use the "
             "stage's `weights` setting instead"
         )
-    if data["schema_version"] > CHECKPOINT_SCHEMA_VERSION:
+    version = data["schema_version"]
+    if not isinstance(version, int) or isinstance(version, bool) or data["stage"] not in STAGES:
+        raise CheckpointError(
+            f"{path}: not a deg-train checkpoint (schema_version {version!r}, stage {data['stage']!r})"
+        )
+    if version > CHECKPOINT_SCHEMA_VERSION:
         raise CheckpointError(
             f"{path}: checkpoint schema {data['schema_version']} is newer than this deg-train understands "
             f"({CHECKPOINT_SCHEMA_VERSION}); upgrade deg-train"

@@ -39,6 +39,7 @@ from deg_train.models.feature.resnet import ResNet
 from deg_train.models.feature.resnet3d import ResNet3d
 from deg_train.models.feature.two_stream import TwoStream
 from deg_train.models.flow.base import FlowGenerator
+from deg_train.models.safe_load import load_untrusted
 from deg_train.models.sequence.base import SequenceModel
 
 SOURCES = ("auto", "ours", "torchvision", "deepethogram")
@@ -72,15 +73,10 @@ class LoadReport:
 
 
 def _read(path: Path) -> Any:
+    """The file's content, loaded without running code from it (:mod:`deg_train.models.safe_load`)."""
     if not path.is_file():
         raise WeightsError(f"{path}: weights file not found")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        try:
-            return torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as err:
-            raise WeightsError(f"{path}: not a readable PyTorch weights file ({err})") from None
+    return load_untrusted(path, map_location="cpu", error=WeightsError)
 
 
 def _strip_prefixes(state: StateDict) -> StateDict:

@@ -2,8 +2,10 @@
 
 A run of ``deg-train train-flow | train-features | train-sequence`` reads a :class:`TrainConfig`. It comes from a
 preset YAML in ``configs/presets/`` (``deg_f``, ``deg_m``, ``deg_s``, ``tiny``, ``demo_cpu``) or any YAML file,
-with ``key=value`` overrides from the command line on top (``flow.epochs=3 train.seed=1``). Unknown keys and wrong
-types are :class:`~camera_adapters.settings.ConfigError` naming the file and the dotted key.
+with ``key=value`` overrides from the command line on top (``flow.epochs=3 train.seed=1``). Unknown keys, wrong
+types and values out of range (epochs, batch sizes and steps >= 1, learning rates > 0, probabilities in [0, 1],
+sizes the models accept...) are :class:`~camera_adapters.settings.ConfigError` naming the file, the dotted key and
+the allowed range, raised when the config is loaded: before any run folder exists.
 
 Inheritance: a preset file may name another with a top-level ``base:`` key (a preset name such as ``defaults`` or
 a path relative to the file). The base is read first and the file's own keys are merged on top, recursively
@@ -19,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +31,54 @@ from camera_adapters.settings import ConfigError, load_settings, merge, read_yam
 from deg_live.postprocess import PostprocessSettings
 
 CONFIG_SCHEMA_VERSION = 1
+_MAX_COUNT = 1_000_000_000  # an upper bound for counts (epochs, steps, batch sizes): larger is a typo
+
+
+def _check_int(section: str, name: str, value: object, lo: int, hi: int = _MAX_COUNT, optional: bool = False) -> None:
+    """Raise ValueError naming ``section.name`` and the allowed range unless ``lo <= value <= hi`` (or None)."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        allowed = f"an integer from {lo} to {hi}" + (", or null" if optional else "")
+        raise ValueError(f"{section}.{name} = {value!r} is out of range; allowed: {allowed}")
+
+
+def _check_float(
+    section: str,
+    name: str,
+    value: object,
+    lo: float,
+    hi: float = math.inf,
+    *,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    optional: bool = False,
+) -> None:
+    """Raise ValueError naming ``section.name`` and the allowed interval unless ``value`` lies in it (or None)."""
+    if value is None and optional:
+        return
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    finite = number and (not isinstance(value, float) or math.isfinite(value))
+    inside = finite and (lo < value if lo_open else lo <= value) and (value < hi if hi_open else value <= hi)
+    if not inside:
+        interval = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open or hi == math.inf else ']'}"
+        allowed = f"a number in {interval}" + (", or null" if optional else "")
+        raise ValueError(f"{section}.{name} = {value!r} is out of range; allowed: {allowed}")
+
+
+def _check_optimisation(section: str, cfg: object) -> None:
+    """The ranges every stage's training section shares (epochs, learning rate, batches, steps, loss shape)."""
+    _check_int(section, "epochs", cfg.epochs, 1)
+    _check_float(section, "lr", cfg.lr, 0.0, 10.0, lo_open=True)
+    _check_float(section, "weight_decay", cfg.weight_decay, 0.0, 10.0)
+    _check_int(section, "batch_size", cfg.batch_size, 1, 1 << 16)
+    _check_int(section, "steps_per_epoch", cfg.steps_per_epoch, 1, optional=True)
+    _check_int(section, "val_steps", cfg.val_steps, 1, optional=True)
+    for name, lo, hi, hi_open in (("focal_gamma", 0.0, 10.0, False), ("label_smoothing", 0.0, 0.5, True),
+                                  ("pos_weight_beta", 0.0, 1.0, False)):  # fmt: skip
+        if hasattr(cfg, name):
+            _check_float(section, name, getattr(cfg, name), lo, hi, hi_open=hi_open)
+
 
 #: Where the preset YAML files live (the repository's ``configs/presets``); ``DEG_TRAIN_PRESETS`` overrides it.
 PRESETS_DIR = Path(os.environ.get("DEG_TRAIN_PRESETS", Path(__file__).resolve().parents[2] / "configs/presets"))
@@ -50,10 +101,14 @@ class DataConfig:
     frames_per_window: int = 11
 
     def __post_init__(self) -> None:
-        if any(s <= 0 or s % 16 for s in self.size):
-            raise ValueError(f"size {list(self.size)}: height and width must be positive multiples of 16")
+        if any(s <= 0 or s % 16 or s > 4096 for s in self.size):
+            raise ValueError(
+                f"data.size = {list(self.size)} is out of range; allowed: height and width positive multiples of "
+                "16 (what the models accept), at most 4096"
+            )
         if self.frames_per_window < 2:
             raise ValueError("frames_per_window must be at least 2 (flows are between consecutive frames)")
+        _check_int("data", "frames_per_window", self.frames_per_window, 2, 256)
 
 
 @dataclass
@@ -76,11 +131,13 @@ class AugmentConfig:
         lo, hi = self.crop_scale
         if not 0 < lo <= hi <= 1:
             raise ValueError(f"crop_scale {list(self.crop_scale)}: need 0 < min <= max <= 1")
-        for name in ("lr_flip", "ud_flip", "grayscale"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name} is a probability and must lie in [0, 1]")
+        for name in ("lr_flip", "ud_flip", "grayscale"):  # probabilities
+            _check_float("augment", name, getattr(self, name), 0.0, 1.0)
         if not 0 <= self.hue <= 0.5:
             raise ValueError("hue must lie in [0, 0.5]")
+        _check_float("augment", "degrees", self.degrees, 0.0, 180.0)
+        for name in ("brightness", "contrast", "saturation"):
+            _check_float("augment", name, getattr(self, name), 0.0, 1.0)
 
 
 @dataclass
@@ -99,6 +156,11 @@ class FlowConfig:
     flow_sparsity: bool = False
     sparsity_weight: float = 0.0
     params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_optimisation("flow", self)
+        _check_float("flow", "smooth_weight_multiplier", self.smooth_weight_multiplier, 0.0, 1000.0)
+        _check_float("flow", "sparsity_weight", self.sparsity_weight, 0.0, 1000.0)
 
 
 @dataclass
@@ -128,6 +190,8 @@ class FeatureConfig:
             raise ValueError("flow_fusion_weight must be >= 0")
         if not 0 <= self.dropout < 1:
             raise ValueError("dropout must lie in [0, 1)")
+        _check_optimisation("feature", self)
+        _check_float("feature", "width", self.width, 0.0, 4.0, lo_open=True)
 
 
 #: Constructor arguments per sequence architecture (DeepEthogram's TGM numbers; see docs/models.md).
@@ -170,6 +234,10 @@ class SequenceConfig:
     label_smoothing: float = 0.05
     pos_weight_beta: float = 0.25
 
+    def __post_init__(self) -> None:
+        _check_optimisation("sequence", self)
+        _check_int("sequence", "chunk_length", self.chunk_length, 1, 1_000_000)
+
     def model_params(self) -> dict[str, Any]:
         """Constructor arguments of ``arch`` (``params[arch]``, empty if not given)."""
         return dict(self.params.get(self.arch.lower(), {}))
@@ -196,6 +264,15 @@ class LoopConfig:
     def __post_init__(self) -> None:
         if not 0 < self.reduce_factor < 1:
             raise ValueError("reduce_factor must lie in (0, 1)")
+        _check_int("train", "seed", self.seed, 0, 2**32 - 1)
+        _check_int("train", "patience", self.patience, 0, 10_000)
+        _check_float("train", "min_lr", self.min_lr, 0.0, 10.0)
+        _check_int("train", "early_stop_patience", self.early_stop_patience, 1, 10_000, optional=True)
+        _check_int("train", "max_steps_per_epoch", self.max_steps_per_epoch, 1, optional=True)
+        _check_int("train", "max_val_steps", self.max_val_steps, 1, optional=True)
+        _check_int("train", "num_workers", self.num_workers, 0, 1024)
+        _check_float("train", "grad_clip", self.grad_clip, 0.0, lo_open=True, optional=True)
+        _check_int("train", "threads", self.threads, 1, 4096, optional=True)
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
@@ -121,3 +123,45 @@ def test_presets_match_the_model_presets(name):
     for key, value in ref["flow"].items():
         if key not in ("arch", "num_frames", "loss"):
             assert cfg.flow.params[key] == value, key
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "allowed"),
+    [
+        ("flow.epochs=-3", "flow.epochs", "an integer from 1"),
+        ("flow.epochs=0", "flow.epochs", "an integer from 1"),
+        ("flow.batch_size=0", "flow.batch_size", "an integer from 1"),
+        ("flow.lr=-1", "flow.lr", r"a number in \(0, 10\]"),
+        ("flow.lr=.nan", "flow.lr", r"a number in \(0, 10\]"),
+        ("feature.lr=0", "feature.lr", r"a number in \(0, 10\]"),
+        ("feature.steps_per_epoch=0", "feature.steps_per_epoch", "an integer from 1 .*or null"),
+        ("feature.width=-0.5", "feature.width", r"\(0, 4\]"),
+        ("feature.label_smoothing=0.7", "feature.label_smoothing", r"\[0, 0.5\)"),
+        ("sequence.batch_size=-2", "sequence.batch_size", "an integer from 1"),
+        ("sequence.chunk_length=0", "sequence.chunk_length", "an integer from 1"),
+        ("sequence.weight_decay=-0.1", "sequence.weight_decay", r"\[0, 10\]"),
+        ("augment.lr_flip=1.5", "augment.lr_flip", r"\[0, 1\]"),
+        ("augment.grayscale=-0.1", "augment.grayscale", r"\[0, 1\]"),
+        ("data.frames_per_window=1000", "data.frames_per_window", "from 2 to 256"),
+        ("data.size=[100, 96]", "data.size", "multiples of 16"),
+        ("train.num_workers=-1", "train.num_workers", "from 0"),
+        ("train.grad_clip=0", "train.grad_clip", r"\(0, inf\), or null"),
+        ("train.early_stop_patience=0", "train.early_stop_patience", "from 1"),
+    ],
+)
+def test_values_out_of_range_name_the_key_and_the_allowed_range(override, key, allowed):
+    with pytest.raises(ConfigError, match=rf"{re.escape(key)} = .* is out of range; allowed: .*{allowed}"):
+        load_config("deg_f", [override])
+
+
+def test_a_bad_value_stops_the_command_before_any_run_folder_exists(rat_project, capsys):
+    """``flow.epochs=-3`` used to "finish" an untrained run, ``flow.batch_size=0`` to leave a half-made folder."""
+    from deg_train.cli import main
+
+    before = sorted(p.name for p in rat_project.models_dir.iterdir()) if rat_project.models_dir.exists() else []
+    for override in ("flow.epochs=-3", "flow.batch_size=0", "flow.lr=-1"):
+        assert main(["train-flow", "-p", str(rat_project.root), "--preset", "tiny", override]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and override.split("=")[0] in err[0] and "allowed:" in err[0] and "Traceback" not in err[0]
+    after = sorted(p.name for p in rat_project.models_dir.iterdir()) if rat_project.models_dir.exists() else []
+    assert after == before

@@ -1,5 +1,9 @@
 """Weight loading: DeepEthogram checkpoints (fake, from its recorded names and shapes), torchvision, ours.
 
+DeepEthogram's files carry their config as pickled OmegaConf objects: the fake checkpoints do too, pickled from a
+stand-in ``omegaconf`` package that exists only while they are saved (see :func:`foreign_omegaconf`). Files that
+would run code when unpickled are refused, and the tests check that no code ran.
+
 The tables below were recorded from DeepEthogram 0.5.0 (installed in a throwaway venv, never a dependency):
 ``deg_f(num_classes=4)`` (hidden two-stream: TinyMotionNet + 2x ResNet18), ``MotionNet()`` and
 ``TinyMotionNet3D()``, printing ``state_dict()`` key and shape. A fake checkpoint is built from a table with
@@ -9,7 +13,14 @@ keys optionally prefixed "model." or "module.") and must load with every tensor 
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import importlib.util
+import os
 import re
+import shutil
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -18,6 +29,7 @@ import torchvision
 
 from camera_adapters.errors import UserFacingError
 from deg_train.models import TwoStream, create_model
+from deg_train.models.safe_load import load_untrusted
 from deg_train.models.weights import WeightsError, load_weights
 
 torch.set_num_threads(1)
@@ -560,14 +572,136 @@ def fake_state(table: str, seed: int = 0) -> dict[str, torch.Tensor]:
     return state
 
 
-def write_deg_checkpoint(path: Path, state: dict[str, torch.Tensor], prefix: str = "model.") -> Path:
-    payload = {
-        "epoch": 12,
-        "state_dict": {prefix + k: v for k, v in state.items()},
-        "optimizer": None,
-        "hyperparameters": {"flow_generator": {"arch": "TinyMotionNet"}},
-    }
-    torch.save(payload, path)
+# A stand-in for OmegaConf written as files: its classes pickle the way OmegaConf 2.x's do (NEWOBJ + BUILD of the
+# instance dict; dataclass metadata naming typing.Any and builtin types; a defaultdict; parent back-references).
+# It is importable only while a checkpoint is saved, so loading meets a class from a module that does not exist,
+# exactly as deg-train meets DeepEthogram's files where OmegaConf is not installed.
+FOREIGN_OMEGACONF = {
+    "__init__.py": "",
+    "base.py": textwrap.dedent(
+        """
+        import collections
+        import typing
+        from dataclasses import dataclass, field
+
+        @dataclass
+        class Metadata:
+            ref_type: typing.Any = typing.Any
+            object_type: typing.Any = None
+            optional: bool = True
+            key: typing.Any = None
+            flags: dict = field(default_factory=lambda: collections.defaultdict(dict))
+
+        @dataclass
+        class ContainerMetadata(Metadata):
+            key_type: typing.Any = typing.Any
+            element_type: typing.Any = typing.Any
+
+        class Node:
+            def __getstate__(self):
+                return dict(self.__dict__)
+
+            def __setstate__(self, state):
+                raise AssertionError("OmegaConf code must not run while deg-train loads a checkpoint")
+        """
+    ),
+    "nodes.py": textwrap.dedent(
+        """
+        from omegaconf.base import Metadata, Node
+
+        class AnyNode(Node):
+            def __init__(self, value, key, parent):
+                self._val, self._parent, self._metadata = value, parent, Metadata(key=key)
+        """
+    ),
+    "dictconfig.py": textwrap.dedent(
+        """
+        from omegaconf.base import ContainerMetadata, Node
+
+        def wrap(value, key, parent):
+            from omegaconf.listconfig import ListConfig
+            from omegaconf.nodes import AnyNode
+            if isinstance(value, dict):
+                return DictConfig(value, key, parent)
+            if isinstance(value, list):
+                return ListConfig(value, key, parent)
+            return AnyNode(value, key, parent)
+
+        class DictConfig(Node):
+            def __init__(self, content, key=None, parent=None):
+                self._parent, self._flags_cache = parent, None
+                self._metadata = ContainerMetadata(key=key, object_type=dict)
+                self._content = {k: wrap(v, k, self) for k, v in content.items()}
+        """
+    ),
+    "listconfig.py": textwrap.dedent(
+        """
+        from omegaconf.base import ContainerMetadata, Node
+        from omegaconf.dictconfig import wrap
+
+        class ListConfig(Node):
+            def __init__(self, content, key=None, parent=None):
+                self._parent, self._flags_cache = parent, None
+                self._metadata = ContainerMetadata(key=key, object_type=list, element_type=int)
+                self._content = [wrap(v, i, self) for i, v in enumerate(content)]
+        """
+    ),
+}
+DEG_HYPERPARAMETERS = {
+    "flow_generator": {"arch": "TinyMotionNet", "n_rgb": 11, "weights": "latest"},
+    "train": {"lr": 1e-4, "milestones": [10, 20], "patience": None},
+    "project": {"name": "rats", "class_names": ["background", "grooming"]},
+}
+
+
+@contextlib.contextmanager
+def foreign_omegaconf(root: Path):
+    """Make the stand-in ``omegaconf`` importable (to pickle its objects), then remove every trace of it."""
+    package = root / "omegaconf"
+    package.mkdir(parents=True, exist_ok=True)
+    for name, source in FOREIGN_OMEGACONF.items():
+        (package / name).write_text(source)
+    saved = {name: mod for name, mod in sys.modules.items() if name == "omegaconf" or name.startswith("omegaconf.")}
+    for name in saved:
+        del sys.modules[name]
+    sys.path.insert(0, str(root))
+    try:
+        yield importlib.import_module("omegaconf.dictconfig")
+    finally:
+        sys.path.remove(str(root))
+        for name in [n for n in sys.modules if n == "omegaconf" or n.startswith("omegaconf.")]:
+            del sys.modules[name]
+        sys.modules.update(saved)
+        shutil.rmtree(package)
+        importlib.invalidate_caches()
+
+
+def write_deg_checkpoint(path: Path, state: dict[str, torch.Tensor], prefix: str = "model.", lightning=False) -> Path:
+    """A DeepEthogram checkpoint as its code writes it: the config is a pickled OmegaConf DictConfig.
+
+    ``lightning``: the layout of a PyTorch Lightning ``.ckpt`` (``hyper_parameters`` and ``hparams_type``).
+    """
+    with foreign_omegaconf(path.parent / f".{path.name}.omegaconf") as dictconfig:
+        config = dictconfig.DictConfig(DEG_HYPERPARAMETERS)
+        if lightning:
+            payload = {
+                "epoch": 12,
+                "global_step": 480,
+                "pytorch-lightning_version": "1.6.5",
+                "state_dict": {prefix + k: v for k, v in state.items()},
+                "hyper_parameters": config,
+                "hparams_type": dictconfig.DictConfig,
+                "lr_schedulers": [{"mode": "min", "best": float("inf"), "_last_lr": [1e-4]}],
+            }
+        else:
+            payload = {
+                "epoch": 12,
+                "state_dict": {prefix + k: v for k, v in state.items()},
+                "optimizer": None,
+                "hyperparameters": config,
+            }
+        torch.save(payload, path)
+    assert not (path.parent / f".{path.name}.omegaconf").joinpath("omegaconf").exists()  # gone again
     return path
 
 
@@ -593,10 +727,14 @@ def deg_f_model(num_classes: int = 4, num_frames: int = 11) -> TwoStream:
     )
 
 
-@pytest.mark.parametrize("prefix", ["model.", "module.", ""])
-def test_deepethogram_feature_extractor_checkpoint_loads_every_tensor(tmp_path: Path, prefix: str) -> None:
+@pytest.mark.parametrize(
+    ("prefix", "lightning"), [("model.", False), ("module.", False), ("", False), ("model.", True)]
+)
+def test_deepethogram_feature_extractor_checkpoint_loads_every_tensor(
+    tmp_path: Path, prefix: str, lightning: bool
+) -> None:
     state = fake_state(DEG_F_TABLE)
-    path = write_deg_checkpoint(tmp_path / "checkpoint.pt", state, prefix)
+    path = write_deg_checkpoint(tmp_path / "checkpoint.pt", state, prefix, lightning=lightning)
     model = deg_f_model()
     report = load_weights(model, path)  # auto-detected
     assert report.source == "deepethogram"
@@ -724,3 +862,103 @@ def test_unreadable_files_and_bad_sources(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match="known: auto, ours, torchvision, deepethogram"):
         load_weights(model, tmp_path / "dict.pt", source="caffe")
     assert issubclass(WeightsError, UserFacingError)
+
+
+# ------------------------------------------------------------------------------- files that must not run code
+
+
+def test_deepethogram_config_pickled_as_omegaconf_loads_as_plain_data(tmp_path: Path) -> None:
+    """The pickled-config path real DeepEthogram files take: classes of a module that is not importable here."""
+    state = fake_state(DEG_MOTIONNET_TABLE)
+    for name, lightning in (("checkpoint.pt", False), ("last.ckpt", True)):
+        path = write_deg_checkpoint(tmp_path / name, state, lightning=lightning)
+        assert b"omegaconf.dictconfig" in zip_members(path)  # the pickle names the foreign class
+        data = load_untrusted(path, error=WeightsError)
+        config = data["hyper_parameters" if lightning else "hyperparameters"]
+        assert config == DEG_HYPERPARAMETERS  # plain dicts, lists and values
+        assert all(torch.equal(data["state_dict"]["model." + k], v) for k, v in state.items())
+        assert "omegaconf" not in sys.modules
+        report = load_weights(create_model("flow", "motionnet"), path)
+        assert report.source == "deepethogram" and len(report.loaded) == len(state)
+
+
+def zip_members(path: Path) -> bytes:
+    """The uncompressed pickle inside a torch zip file (where the class names are)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        return b"".join(archive.read(n) for n in archive.namelist() if n.endswith("data.pkl"))
+
+
+class _RunsCode:
+    """Unpickling this calls ``call(*args)``: what a crafted checkpoint does."""
+
+    def __init__(self, call, *args):
+        self.call, self.args = call, args
+
+    def __reduce__(self):
+        return self.call, self.args
+
+
+def _crafted(tmp_path: Path, marker: Path) -> dict[str, object]:
+    """Payloads that write ``marker`` when unpickled by a plain torch.load, each inside a plausible checkpoint."""
+    import builtins
+    import subprocess
+
+    attacks = {
+        "os.system": _RunsCode(os.system, f"touch {marker}"),
+        "subprocess": _RunsCode(subprocess.call, ["touch", str(marker)]),
+        "exec": _RunsCode(builtins.exec, f"open({str(marker)!r}, 'w').close()"),
+        "open": _RunsCode(builtins.open, str(marker), "w"),
+    }
+    state = fake_state(DEG_MOTIONNET_TABLE)
+    return {
+        name: {"epoch": 1, "state_dict": state, "hyperparameters": {"note": attack}, "schema_version": 1,
+               "stage": "flow", "arch": "motionnet", "model_kwargs": {}}
+        for name, attack in attacks.items()
+    }  # fmt: skip
+
+
+def test_a_crafted_checkpoint_is_refused_and_runs_no_code(tmp_path: Path) -> None:
+    from deg_train.models.checkpoints import CheckpointError, load_checkpoint
+
+    marker = tmp_path / "pwned"
+    for name, payload in _crafted(tmp_path, marker).items():
+        path = tmp_path / f"{name}.pt"
+        torch.save(payload, path)
+        with pytest.raises(WeightsError, match=r"refused: loading it would create a Python object") as info:
+            load_weights(create_model("flow", "motionnet"), path)
+        assert str(path) in str(info.value) and "state_dict()" in str(info.value)
+        with pytest.raises(CheckpointError, match="refused"):
+            load_checkpoint(path)
+        assert not marker.exists(), f"{name}: code from the file ran"
+    # The same inside a DeepEthogram-style OmegaConf config: the stand-ins do not open a way in.
+    path = tmp_path / "nested.pt"
+    with foreign_omegaconf(tmp_path / ".omegaconf") as dictconfig:
+        config = dictconfig.DictConfig({"train": {"lr": 1e-4}})
+        config._content["train"]._content["hook"] = _RunsCode(os.system, f"touch {marker}")
+        torch.save({"state_dict": fake_state(DEG_MOTIONNET_TABLE), "hyperparameters": config}, path)
+    with pytest.raises(WeightsError, match="refused"):
+        load_weights(create_model("flow", "motionnet"), path)
+    assert not marker.exists()
+
+
+def test_a_whole_pickled_model_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    model = create_model("flow", "tinymotionnet", num_frames=3, width=0.25)
+    torch.save(model, tmp_path / "model.pt")  # a module object, not weights: loading it imports and runs our code
+    with pytest.raises(WeightsError, match=r"model\.pt: refused.*torch\.save\(obj\.state_dict\(\)"):
+        load_weights(create_model("flow", "tinymotionnet", num_frames=3, width=0.25), tmp_path / "model.pt")
+
+
+def test_no_user_file_is_loaded_without_weights_only() -> None:
+    """Every torch.load in the package goes through the restricted loader (this test reads the sources)."""
+    root = Path(__file__).resolve().parents[2]
+    offenders = []
+    for package in ("deg_train", "deg_live", "camera_adapters", "scripts"):
+        for source in (root / package).rglob("*.py"):
+            for number, line in enumerate(source.read_text().splitlines(), 1):
+                code = line.split("#", 1)[0]
+                if re.search(r"torch\.load\(|pickle\.loads?\(|weights_only\s*=\s*False", code):
+                    if "weights_only=True" not in code:
+                        offenders.append(f"{source.relative_to(root)}:{number}: {line.strip()}")
+    assert offenders == []
