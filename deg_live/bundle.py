@@ -526,6 +526,12 @@ def _as_tensor(x: Any) -> tuple[str, list | None, str | None]:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def backup_path(directory: str | os.PathLike) -> Path:
+    """Where an export keeps the old bundle while it renames the new one into place (``.<name>.previous``)."""
+    directory = Path(directory)
+    return directory.with_name(f".{directory.name}.previous")
+
+
 def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     """Hex sha256 of a file, read in chunks."""
     digest = hashlib.sha256()
@@ -659,6 +665,11 @@ def read_bundle(path: str | os.PathLike, verify: bool = True) -> Bundle:
     directory = path.parent if path.name == MANIFEST_NAME else path
     manifest_path = directory / MANIFEST_NAME
     if not directory.is_dir():
+        if backup_path(directory).is_dir():
+            raise BundleError(
+                f"{directory}: missing, but {backup_path(directory)} holds the previous bundle: an export was "
+                "interrupted while replacing it. Run the export again, or rename that folder back"
+            )
         raise BundleError(f"{directory}: no such bundle directory (export one with `deg-train export`)")
     if not manifest_path.is_file():
         raise BundleError(f"{directory}: not a model bundle, {MANIFEST_NAME} is missing")

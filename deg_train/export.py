@@ -45,6 +45,7 @@ from deg_live.bundle import (
     SequenceSpec,
     StateSpec,
     TensorSpec,
+    backup_path,
     read_bundle,
     write_bundle,
 )
@@ -133,6 +134,7 @@ def export_bundle(
     """
     out = Path(out)
     k = len(behaviours)
+    recover_interrupted_publish(out)
     if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
         raise ExportError(f"{out}: already exists; choose another --out or pass --overwrite")
     thresholds = [0.5] * k if thresholds is None else [float(t) for t in thresholds]
@@ -228,9 +230,7 @@ def export_bundle(
             training=dict(training or {}),
         )
         write_bundle(tmp, manifest)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        publish_bundle(tmp, out)
         bar.update()
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -240,6 +240,47 @@ def export_bundle(
     bundle = read_bundle(out)
     log.info("exported bundle %s (%d behaviours, D=%d, T=%d, %dx%d)", out, k, d, frames_per_window, height, width)
     return bundle
+
+
+# Renames, through a name a test can interrupt (fault injection between the steps of publish_bundle).
+_rename = os.replace
+
+
+def publish_bundle(new: Path, out: Path) -> None:
+    """Move the finished bundle ``new`` (a directory beside ``out``) to ``out``; an old ``out`` survives any crash.
+
+    Steps: the old bundle is renamed to its backup name (:func:`deg_live.bundle.backup_path`), ``new`` is renamed
+    into place, the backup is deleted. Each rename is atomic: a crash before the second leaves the old bundle whole
+    at the backup name (the next export, or :func:`recover_interrupted_publish`, puts it back; ``read_bundle`` says
+    where it is); a crash after it leaves the new bundle in place and a backup the next export deletes.
+    """
+    backup = backup_path(out)
+    if backup.exists():
+        shutil.rmtree(backup)
+    had_old = out.exists()
+    if had_old:
+        _rename(out, backup)
+    try:
+        _rename(new, out)
+    except BaseException:
+        if had_old and not out.exists():
+            _rename(backup, out)  # the old bundle back where it was
+        raise
+    if had_old:
+        shutil.rmtree(backup, ignore_errors=True)
+
+
+def recover_interrupted_publish(out: Path) -> None:
+    """Undo what an export killed inside :func:`publish_bundle` left: restore the old bundle, or drop its backup."""
+    backup = backup_path(out)
+    if not backup.is_dir():
+        return
+    if out.exists():
+        log.info("removing %s, left by an export that was interrupted after publishing %s", backup, out)
+        shutil.rmtree(backup, ignore_errors=True)
+    else:
+        log.warning("restoring %s from %s: an export was interrupted while replacing it", out, backup)
+        _rename(backup, out)
 
 
 class BatchFirstStep(nn.Module):

@@ -57,9 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "add",
         help="add videos (and their label CSVs) to a project",
-        description="Copy (or link) videos into DATA/<name>/, checking that each decodes to the end and that its "
-        "labels have one row per frame and the project's behaviour columns. Nothing is written for a video that "
-        "fails a check.",
+        description="Copy (or link) videos into DATA/<name>/, checking that each decodes to the end, as many frames "
+        "as its header declares, and that its labels have one row per frame and the project's behaviour columns. "
+        "Nothing is written for a video that fails a check.",
     )
     _add_project_option(p)
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files to add")
@@ -81,6 +81,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=(-1, 0),
         default=None,
         help="value for project behaviours a label file lacks: -1 (unlabelled) or 0 (absent); default: error",
+    )
+    p.add_argument(
+        "--allow-truncated",
+        action="store_true",
+        help="add a video whose header declares more frames than decode (cut short) with the frames that decode, "
+        "and a warning; by default such a video is refused",
     )
     p.set_defaults(func=_add)
 
@@ -218,7 +224,11 @@ def _add(args: argparse.Namespace) -> int:
     for video, label in tqdm(list(zip(videos, labels)), desc="adding videos", unit="video", disable=len(videos) < 3):
         try:
             record = project.add_video(
-                video, labels=label, mode="link" if args.link else None, fill_missing=args.fill_missing
+                video,
+                labels=label,
+                mode="link" if args.link else None,
+                fill_missing=args.fill_missing,
+                allow_truncated=args.allow_truncated,
             )
         except UserFacingError as err:
             failed += 1

@@ -83,18 +83,23 @@ class LoadedSequence:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def postprocess_from_config(config: dict[str, Any] | None, behaviours: list[str]) -> PostprocessSettings:
-    """:class:`PostprocessSettings` from a run config's ``postprocess`` section (background = its column)."""
+def postprocess_from_config(
+    config: dict[str, Any] | None, behaviours: list[str], source: str = "run config"
+) -> PostprocessSettings:
+    """:class:`PostprocessSettings` from a run config's ``postprocess`` section (background = its column).
+
+    Every key is checked: a misspelt or unknown one (``background_exclusive``) is a ConfigError naming it and
+    the known keys, never silently the default.
+
+    Raises:
+        camera_adapters.settings.ConfigError: unknown key or wrong type; PostprocessError: a value out of range.
+    """
     section = dict((config or {}).get("postprocess") or {})
     background = behaviours.index("background") if "background" in behaviours else None
-    return PostprocessSettings(
-        hysteresis=section.get("hysteresis", 0.0),
-        min_duration_frames=section.get("min_duration_frames", 1),
-        min_off_frames=section.get("min_off_frames", 1),
-        min_bout_length=section.get("min_bout_length", 1),
-        background_index=background,
-        exclusive_background=bool(section.get("exclusive_background", True)) and background is not None,
-    )
+    section["background_index"] = background
+    if background is None:
+        section["exclusive_background"] = False
+    return PostprocessSettings.from_dict(section, source=f"{source}: postprocess")
 
 
 def load_sequence(sequence_run: str | os.PathLike | LoadedSequence, *, device: str = "cpu") -> LoadedSequence:
@@ -115,7 +120,7 @@ def load_sequence(sequence_run: str | os.PathLike | LoadedSequence, *, device: s
     causal = bool(meta.get("model_kwargs", {}).get("causal", seq_cfg.get("causal", True)))
     run_dir = Path(meta["run_dir"])
     thresholds = np.full(len(behaviours), 0.5, np.float32)
-    postprocess = postprocess_from_config(config, behaviours)
+    postprocess = postprocess_from_config(config, behaviours, source=str(meta.get("path", sequence_run)))
     saved = read_thresholds(run_dir)
     if saved is not None:
         if saved["behaviours"] != behaviours:

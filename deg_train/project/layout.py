@@ -42,7 +42,7 @@ import yaml
 from camera_adapters.errors import UserFacingError
 from camera_adapters.files import atomic_write_text
 from camera_adapters.settings import ConfigError
-from camera_adapters.video import VIDEO_EXTENSIONS, probe
+from camera_adapters.video import VIDEO_EXTENSIONS, check_complete, probe
 from deg_live.labels import (
     BACKGROUND,
     LabelError,
@@ -427,6 +427,7 @@ class Project:
         *,
         name: str | None = None,
         fill_missing: int | None = None,
+        allow_truncated: bool = False,
     ) -> VideoRecord:
         """Add a video (and optionally its label CSV) as ``DATA/<name>/``.
 
@@ -441,9 +442,12 @@ class Project:
             name: the video's name in the project (default: the file name without extension).
             fill_missing: value (-1 unlabelled, 0 absent) for project behaviours the label file lacks;
                 None makes a missing column an error.
+            allow_truncated: add a video whose header declares more frames than decode (a file cut short),
+                with the frames that decode and a warning; by default it is refused.
 
         Raises:
-            VideoError: the video is missing, does not decode, or is truncated.
+            VideoError: the video is missing, does not decode, or is truncated (VideoTruncatedError: fewer frames
+                decode than its header declares, unless ``allow_truncated``).
             LabelError: the label file is malformed or does not match the video or the project.
             ProjectError: a video of that name is already in the project, or the mode is unknown.
         """
@@ -458,6 +462,16 @@ class Project:
         if target_dir.exists():
             raise ProjectError(f"a video named {name!r} is already in the project ({target_dir}); rename the file")
         info = probe(source)  # decodes every frame: catches truncated and undecodable files before any copy
+        if not allow_truncated:  # a faststart mp4 cut short decodes without an error, up to the cut
+            check_complete(info, accept_hint=f"pass --allow-truncated to add the {info.n_frames} frames that decode")
+        elif info.missing_frames:
+            log.warning(
+                "%s is truncated: its header declares %d frames but only %d decode; adding those %d frames",
+                source,
+                info.n_frames_metadata,
+                info.n_frames,
+                info.n_frames,
+            )
         table: LabelTable | None = None
         new_behaviours = None
         if labels is not None:

@@ -7,24 +7,39 @@ against the offline reference. The GRU keeps its state as (layers, B, H), which 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+import deg_train.export as export_module
 from camera_adapters.video import VideoReader
-from deg_live.bundle import BUNDLE_SCHEMA_VERSION, read_bundle
+from deg_live.bundle import BUNDLE_SCHEMA_VERSION, BundleError, backup_path, read_bundle, write_bundle
 from deg_live.postprocess import CausalPostprocessor, PostprocessSettings
 from deg_train.cli import main as deg_train_main
-from deg_train.export import ExportError, check_encoder, export_bundle, export_from_path
+from deg_train.export import (
+    ExportError,
+    check_encoder,
+    export_bundle,
+    export_from_path,
+    publish_bundle,
+    recover_interrupted_publish,
+)
 from deg_train.inference.predict import infer_video, write_thresholds_file
 from deg_train.models.checkpoints import mark_done, new_run_dir, save_checkpoint
 from deg_train.models.frame_encoder import FrameEncoder, SequenceStep
 from deg_train.models.registry import create_model
 
 VIDEO = os.path.join(os.path.dirname(__file__), "..", "data", "rat_behavior", "cage1_6_23_17_5", "cage1_6_23_17_5.mp4")
+REPO = Path(__file__).resolve().parents[2]
 BEHAVIOURS = ["background", "grooming", "rearing"]
 THRESHOLDS = [0.45, 0.5, 0.55]
 POSTPROCESS = PostprocessSettings(
@@ -188,3 +203,57 @@ def test_cli_errors_are_one_line(project, tmp_path, capsys):
 def test_manifest_is_plain_json(exported):
     data = json.loads((exported.directory / "manifest.json").read_text())
     assert next(iter(data)) == "schema_version"
+
+
+def _bundle_copy(exported, path):
+    return shutil.copytree(exported.directory, path, ignore=shutil.ignore_patterns("engines"))
+
+
+def test_overwrite_keeps_the_old_bundle_when_killed_between_the_renames(exported, tmp_path):
+    """A real process is killed after moving the old bundle aside and before moving the new one in."""
+    out = _bundle_copy(exported, tmp_path / "bundle")
+    old = read_bundle(out).thresholds
+    new = _bundle_copy(exported, tmp_path / ".bundle.new")
+    manifest = read_bundle(new).manifest
+    manifest.thresholds = [0.25] * len(old)
+    write_bundle(new, manifest)
+    script = f"""
+import os, signal
+from pathlib import Path
+import deg_train.export as export
+calls = []
+def rename(src, dst):
+    calls.append(dst)
+    if len(calls) == 2:  # the old bundle is already at its backup name
+        os.kill(os.getpid(), signal.SIGKILL)
+    os.replace(src, dst)
+export._rename = rename
+export.publish_bundle(Path({str(new)!r}), Path({str(out)!r}))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert not out.exists() and backup_path(out).is_dir()  # both bundles still exist, neither is lost
+    with pytest.raises(BundleError, match=r"\.bundle\.previous holds the previous bundle.*interrupted"):
+        read_bundle(out)
+    recover_interrupted_publish(out)  # what the next export does first
+    assert read_bundle(out).thresholds == old and not backup_path(out).exists()
+    publish_bundle(new, out)  # uninterrupted: the new bundle in place, nothing else left
+    assert read_bundle(out).thresholds == [0.25] * len(old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+
+
+def test_a_failed_overwrite_leaves_the_old_bundle_in_place(exported, project, tmp_path, monkeypatch):
+    root, _, _ = project
+    out = _bundle_copy(exported, tmp_path / "bundle")
+    before = (out / "manifest.json").read_bytes()
+
+    def failing_rename(src, dst):
+        if Path(dst) == out and Path(src) != backup_path(out):
+            raise OSError(errno.EIO, "injected: the disk failed while moving the new bundle in")
+        os.replace(src, dst)
+
+    monkeypatch.setattr(export_module, "_rename", failing_rename)
+    with pytest.raises(OSError, match="injected"):
+        export_from_path(root, out, overwrite=True)
+    assert (out / "manifest.json").read_bytes() == before and read_bundle(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # no temporary or backup folder left

@@ -177,3 +177,18 @@ def test_frame_cache_path_gives_identical_features(encoder, tmp_path):
     cached = encode_video(rat_video(VIDEO), encoder, batch_size=16, frame_cache_dir=tmp_path)
     assert cached.timings["decode"] == 0.0  # nothing decoded
     np.testing.assert_array_equal(decoded.features, cached.features)
+
+
+def test_a_run_configs_postprocess_section_is_checked_key_by_key():
+    """A misspelt key (``background_exclusive``) used to be ignored, silently running the default instead."""
+    from camera_adapters.settings import ConfigError
+    from deg_train.inference.predict import postprocess_from_config
+
+    with pytest.raises(ConfigError, match=r"run/x\.pt: postprocess: background_exclusive: unknown key.*exclusive_bac"):
+        postprocess_from_config({"postprocess": {"background_exclusive": False}}, ["background", "a"], "run/x.pt")
+    settings = postprocess_from_config(
+        {"postprocess": {"exclusive_background": False, "hysteresis": 0.1}}, ["background", "a"]
+    )
+    assert (settings.exclusive_background, settings.hysteresis, settings.background_index) == (False, 0.1, 0)
+    settings = postprocess_from_config({"postprocess": {"exclusive": True, "min_duration_frames": 3}}, ["a", "b"])
+    assert settings.exclusive and settings.background_index is None and settings.min_duration_frames == 3

@@ -361,3 +361,39 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     )
     assert "160 label rows but the video has 144 frames" in capsys.readouterr().err
     assert Project.open(tmp_path / "p").videos == []
+
+
+def _faststart_mp4(path, n=160):
+    """A real faststart MP4 (its index at the front, as phones and web tools write them) of ``n`` frames."""
+    import av
+
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for _ in range(n):
+            frame = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def test_add_refuses_a_faststart_mp4_cut_short_unless_told(fresh_rat_project, tmp_path, capsys):
+    """Cut at 60 %, such a file opens and decodes to the cut without an error: only its header says 160 frames."""
+    project = fresh_rat_project
+    whole = _faststart_mp4(tmp_path / "whole.mp4")
+    data = whole.read_bytes()
+    cut = tmp_path / "cut_short.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    decodable = probe(cut).n_frames
+    assert 0 < decodable < 160 and probe(cut).n_frames_metadata == 160
+    before = sorted(p.name for p in project.data_dir.iterdir())
+    assert deg_train(["add", "-p", str(project.root), str(cut)]) == 2
+    err = capsys.readouterr().err
+    assert f"declares 160 frames but only {decodable} decode" in err and "--allow-truncated" in err
+    assert sorted(p.name for p in project.data_dir.iterdir()) == before  # nothing written
+    assert deg_train(["add", "-p", str(project.root), str(cut), "--allow-truncated"]) == 0
+    assert f"added cut_short ({decodable} frames)" in capsys.readouterr().out
+    assert deg_train(["add", "-p", str(project.root), str(whole)]) == 0  # a complete file: no flag needed
