@@ -20,8 +20,8 @@ import time
 import torch
 from tqdm import tqdm
 
-from deg_train.models import FrameEncoder, SequenceStep, TwoStream, create_model, get_preset
-from deg_train.models.presets import sequence_kwargs, two_stream_kwargs
+from deg_train.models import FrameEncoder, SequenceStep, TwoStream, create_model
+from deg_train.training.presets import get_preset, sequence_kwargs, two_stream_kwargs
 
 NUM_CLASSES = 5
 
@@ -43,10 +43,10 @@ def benchmark(preset_name: str, size: int | None, repeats: int, warmup: int) -> 
     h, w = (size, size) if size else preset["input_size"]
     model = TwoStream(**two_stream_kwargs(preset, NUM_CLASSES)).eval()
     encoder = FrameEncoder(model).eval()
-    arch, kwargs = sequence_kwargs(preset, NUM_CLASSES)
+    arch, kwargs = sequence_kwargs(preset, NUM_CLASSES, model.num_features)
     step = SequenceStep(create_model("sequence", arch, **kwargs)).eval()
     frames = torch.randint(0, 256, (1, preset["frames_per_window"], h, w, 3), dtype=torch.uint8)
-    feature = torch.randn(1, preset["feature_dim"])
+    feature = torch.randn(1, model.num_features)
     state = step.initial_state(1)
     params = sum(p.numel() for p in model.parameters()) / 1e6
     with torch.inference_mode():

@@ -93,8 +93,8 @@ def _demo_module():
 
 
 def test_default_preset_is_demo_fast_on_the_live_cpu_models():
-    from deg_train.models.presets import get_preset
     from deg_train.training.config import load_config
+    from deg_train.training.presets import get_preset
 
     demo = _demo_module()
     args = demo.parse_args([])

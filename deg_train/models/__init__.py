@@ -1,8 +1,8 @@
-"""The three stages' networks: architectures by name, presets, export wrappers, checkpoints, pretrained weights.
+"""The three stages' networks: architectures by name, export wrappers, checkpoints, pretrained weights.
 
 Front door::
 
-    from deg_train.models import create_model, list_models, PRESETS, TwoStream, FrameEncoder, SequenceStep
+    from deg_train.models import create_model, list_models, TwoStream, FrameEncoder, SequenceStep
     from deg_train.models import build_model_from_checkpoint, resolve_run, load_weights
 """
 
@@ -11,13 +11,11 @@ from deg_train.models.checkpoints import CheckpointError, build_model_from_check
 from deg_train.models.feature.two_stream import HiddenTwoStream, TwoStream
 from deg_train.models.flow.base import FlowGenerator, reconstruct, upsample_flow, warp
 from deg_train.models.frame_encoder import FrameEncoder, SequenceStep
-from deg_train.models.presets import PRESETS, get_preset
 from deg_train.models.registry import UnknownModelError, create_model, list_models, register_model
 from deg_train.models.sequence.base import SequenceModel
 from deg_train.models.weights import WeightsError, load_weights
 
 __all__ = [
-    "PRESETS",
     "CheckpointError",
     "FlowGenerator",
     "FrameEncoder",
@@ -29,7 +27,6 @@ __all__ = [
     "WeightsError",
     "build_model_from_checkpoint",
     "create_model",
-    "get_preset",
     "list_models",
     "load_checkpoint",
     "load_weights",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,8 +22,10 @@ from camera_adapters.settings import load_settings, load_settings_file
 
 PROJECT_SETTINGS_SCHEMA_VERSION = 1
 
-#: configs/project.yaml in a source checkout (the documented defaults).
-DEFAULT_SETTINGS_FILE = Path(__file__).resolve().parents[2] / "configs" / "project.yaml"
+#: configs/project.yaml, the documented defaults (shipped with the package as ``deg_train/configs/project.yaml``).
+DEFAULT_SETTINGS_FILE = Path(str(resources.files("deg_train").joinpath("configs", "project.yaml")))
+if not DEFAULT_SETTINGS_FILE.is_file():  # a checkout without a working link (Windows without symlinks)
+    DEFAULT_SETTINGS_FILE = Path(__file__).resolve().parents[2] / "configs" / "project.yaml"
 
 
 @dataclass

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -80,8 +81,23 @@ def _check_optimisation(section: str, cfg: object) -> None:
             _check_float(section, name, getattr(cfg, name), lo, hi, hi_open=hi_open)
 
 
-#: Where the preset YAML files live (the repository's ``configs/presets``); ``DEG_TRAIN_PRESETS`` overrides it.
-PRESETS_DIR = Path(os.environ.get("DEG_TRAIN_PRESETS", Path(__file__).resolve().parents[2] / "configs/presets"))
+def _presets_dir() -> Path:
+    """The preset YAMLs: ``DEG_TRAIN_PRESETS`` if set, else those shipped in the package.
+
+    ``deg_train/configs`` is package data: in a checkout a link to the top-level ``configs/`` folder, in an
+    installed wheel real files. Where a checkout has no working link (Windows without symlinks) the top-level
+    folder is used directly.
+    """
+    if os.environ.get("DEG_TRAIN_PRESETS"):
+        return Path(os.environ["DEG_TRAIN_PRESETS"])
+    packaged = Path(str(resources.files("deg_train").joinpath("configs", "presets")))
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "configs" / "presets"
+
+
+#: Where the preset YAML files live (shipped with the package; ``DEG_TRAIN_PRESETS`` overrides it).
+PRESETS_DIR = _presets_dir()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -194,33 +210,18 @@ class FeatureConfig:
         _check_float("feature", "width", self.width, 0.0, 4.0, lo_open=True)
 
 
-#: Constructor arguments per sequence architecture (DeepEthogram's TGM numbers; see docs/models.md).
-SEQUENCE_PARAMS: dict[str, dict[str, Any]] = {
-    "tgm": {
-        "n_filters": 8,
-        "filter_length": 15,
-        "num_layers": 3,
-        "c_out": 8,
-        "num_features": 128,
-        "input_dropout": 0.5,
-        "dropout": 0.5,
-    },
-    "tcn": {"hidden_size": 64, "kernel_size": 3, "dilations": [1, 2, 4, 8], "input_dropout": 0.5, "dropout": 0.25},
-    "gru": {"hidden_size": 64, "num_layers": 1, "input_dropout": 0.5, "dropout": 0.25},
-}
-
-
 @dataclass
 class SequenceConfig:
     """Stage 3: the causal sequence model over saved stage-2 features.
 
     ``params`` holds constructor arguments per architecture (``params.tgm``, ``params.gru``...), so switching
-    ``arch`` needs no other change; :meth:`model_params` gives the current architecture's.
+    ``arch`` needs no other change; :meth:`model_params` gives the current architecture's. Their numbers live in
+    ``defaults.yaml`` only (empty here: a config built without a preset uses the constructors' defaults).
     """
 
     arch: str = "tgm"
     causal: bool = True
-    params: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: dict(v) for k, v in SEQUENCE_PARAMS.items()})
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
     feature_run: str | None = None
     latent_name: str | None = None
     epochs: int = 100
@@ -358,15 +359,13 @@ def load_config(preset_or_path: str | os.PathLike | None = "deg_f", overrides: l
 
     Args:
         preset_or_path: ``deg_f``, ``deg_m``, ``deg_s``, ``tiny``, ``demo_cpu``, any preset in ``configs/presets``,
-            a path to a YAML file (a run's saved ``config.yaml`` works too), or None for the built-in defaults.
+            a path to a YAML file (a run's saved ``config.yaml`` works too), or None for ``defaults.yaml``.
         overrides: ``dotted.key=value`` strings, e.g. ``["flow.epochs=2", "data.size=[96, 96]"]``.
 
     Raises:
         ConfigError: unknown preset, unknown key, wrong type or invalid value; the message names file and key.
     """
-    if preset_or_path is None:
-        return load_settings(TrainConfig, {}, overrides=overrides, source="defaults")
-    path = preset_path(preset_or_path)
+    path = preset_path("defaults" if preset_or_path is None else preset_or_path)
     data = read_preset(path)
     return load_settings(TrainConfig, data, overrides=overrides, source=str(path))
 

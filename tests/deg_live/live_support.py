@@ -72,8 +72,8 @@ def build_models():
 
     from deg_train.models.feature.two_stream import TwoStream
     from deg_train.models.frame_encoder import FrameEncoder, SequenceStep
-    from deg_train.models.presets import get_preset, sequence_kwargs, two_stream_kwargs
     from deg_train.models.registry import create_model
+    from deg_train.training.presets import get_preset, sequence_kwargs, two_stream_kwargs
 
     torch.manual_seed(0)
     preset = get_preset("deg_live_cpu")
@@ -82,8 +82,8 @@ def build_models():
     preset["feature"]["width"] = 0.25
     k = len(BEHAVIOURS)
     two_stream = TwoStream(**two_stream_kwargs(preset, k)).eval()
-    arch, kwargs = sequence_kwargs(preset, k)
-    kwargs.update(input_dim=two_stream.num_features, num_features=16)
+    arch, kwargs = sequence_kwargs(preset, k, two_stream.num_features)
+    kwargs.update(num_features=16)
     sequence = create_model("sequence", arch, **kwargs).eval()
     # Sharper probabilities than random init gives, so thresholds are crossed and events happen.
     with torch.no_grad():

@@ -9,17 +9,15 @@ import torch
 
 from camera_adapters.errors import UserFacingError
 from deg_train.models import (
-    PRESETS,
     FrameEncoder,
     SequenceStep,
     TwoStream,
     UnknownModelError,
     create_model,
-    get_preset,
     list_models,
     upsample_flow,
 )
-from deg_train.models.presets import sequence_kwargs, two_stream_kwargs
+from deg_train.training.presets import PRESETS, get_preset, sequence_kwargs, two_stream_kwargs
 
 torch.set_num_threads(1)
 
@@ -275,15 +273,19 @@ def test_sequence_step_wrapper_gives_sigmoid_of_forward() -> None:
 # --------------------------------------------------------------------------------------------- presets
 
 
+# Feature sizes (spatial + flow stream) of the architecture presets: DeepEthogram's 512 + 512, a quarter of it live.
+FEATURE_DIMS = {"deg_f": 1024, "deg_m": 1024, "deg_s": 1024, "deg_live_cpu": 256}
+
+
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_presets_build_and_feature_dims_agree(name: str) -> None:
     preset = get_preset(name)
     model = TwoStream(**two_stream_kwargs(preset, num_classes=3))
-    assert model.num_features == preset["feature_dim"]
+    assert model.num_features == FEATURE_DIMS[name]
     assert model.num_frames == preset["frames_per_window"]
-    arch, kwargs = sequence_kwargs(preset, num_classes=3)
+    arch, kwargs = sequence_kwargs(preset, num_classes=3, input_dim=model.num_features)
     seq = create_model("sequence", arch, **kwargs)
-    assert seq.causal and seq.input_dim == preset["feature_dim"]
+    assert seq.causal and seq.input_dim == FEATURE_DIMS[name]
 
 
 def test_live_cpu_preset_runs_at_its_input_size() -> None:
@@ -292,7 +294,7 @@ def test_live_cpu_preset_runs_at_its_input_size() -> None:
     h, w = preset["input_size"]
     with torch.no_grad():
         feats, logits = FrameEncoder(model)(torch.zeros(1, preset["frames_per_window"], h, w, 3, dtype=torch.uint8))
-    assert feats.shape == (1, preset["feature_dim"]) and logits.shape == (1, 3)
+    assert feats.shape == (1, FEATURE_DIMS["deg_live_cpu"]) and logits.shape == (1, 3)
 
 
 # --------------------------------------------------------------------------------------------- export
