@@ -19,7 +19,8 @@ Per behaviour k, with ``on = thresholds[k]`` and ``off = clip(on - hysteresis, 0
   not thresholded: it is on exactly when no other behaviour is on (DeepEthogram's rule), decided causally.
 
 With ``hysteresis=0, min_duration_frames=1, min_off_frames=1`` and no exclusive background, the decisions are
-plain thresholding, ``probs > thresholds``, the same rule :func:`deg_train.evaluation.metrics.pick_thresholds` optimises.
+plain thresholding, ``probs > thresholds``, the same rule :func:`deg_train.evaluation.metrics.pick_thresholds`
+optimises.
 
 Durations count processed frames (calls to ``step``), not camera frame numbers: a live pipeline that skips
 frames under overload says so in its state messages.
@@ -347,9 +348,10 @@ class CausalPostprocessor:
         return active.copy(), transitions
 
     def run(self, probs: np.ndarray, start_frame: int = 0) -> tuple[np.ndarray, list[Transition]]:
-        """Postprocess a whole sequence: the same decisions and transitions as :meth:`reset` then :meth:`step`
-        for each frame (a test holds them equal), computed with scalar loops (offline evaluation and the
-        validation search run it thousands of times). Leaves the postprocessor reset.
+        """Postprocess a whole sequence: the same result as :meth:`reset` then :meth:`step` for each frame.
+
+        A test holds them equal; this computes it with scalar loops (offline evaluation and the validation
+        search run it thousands of times). Leaves the postprocessor reset.
 
         Args:
             probs: (T, K) float probabilities.

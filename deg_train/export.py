@@ -593,7 +593,7 @@ def export_runs(
     training = _json_safe(training)  # NaN metrics (e.g. F1 of an absent behaviour) become null
     return export_bundle(
         encoder.encoder,
-        SequenceStep(sequence.model),
+        SequenceStep(sequence.model, exclusive=sequence.exclusive),
         out,
         behaviours=sequence.behaviours,
         height=height,
@@ -662,7 +662,7 @@ def export_random(
     """Export a preset's models with random weights (for benchmarks: speed does not depend on the weights).
 
     Args:
-        preset: a name from :data:`deg_train.models.presets.PRESETS` (``deg_f``, ``deg_live_cpu``...).
+        preset: a training preset (:data:`deg_train.training.presets.PRESETS`: ``deg_f``, ``deg_live_cpu``...).
         out: the bundle directory.
         size: ``(height, width)`` input size (default: the preset's).
         num_behaviours: K (background plus ``K - 1`` placeholder behaviours).
@@ -671,16 +671,15 @@ def export_random(
     """
     from deg_train.models.feature.two_stream import TwoStream
     from deg_train.models.frame_encoder import FrameEncoder, SequenceStep
-    from deg_train.models.presets import get_preset, sequence_kwargs, two_stream_kwargs
     from deg_train.models.registry import create_model
+    from deg_train.training.presets import get_preset, sequence_kwargs, two_stream_kwargs
 
     torch.manual_seed(seed)
     spec = get_preset(preset)
     height, width = size or tuple(spec["input_size"])
     behaviours = ["background", *[f"behaviour_{i}" for i in range(1, num_behaviours)]]
     two_stream = TwoStream(**two_stream_kwargs(spec, num_behaviours)).eval()
-    arch, seq_kwargs = sequence_kwargs(spec, num_behaviours)
-    seq_kwargs["input_dim"] = two_stream.num_features
+    arch, seq_kwargs = sequence_kwargs(spec, num_behaviours, two_stream.num_features)
     sequence = create_model("sequence", arch, **seq_kwargs).eval()
     return export_bundle(
         FrameEncoder(two_stream),

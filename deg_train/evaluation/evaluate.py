@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -32,14 +33,14 @@ from tqdm import tqdm
 from camera_adapters.errors import UserFacingError
 from camera_adapters.files import atomic_write_text
 from deg_live.outputs import list_groups, read_outputs
-from deg_live.postprocess import CausalPostprocessor, offline_cleanup
+from deg_live.postprocess import CausalPostprocessor, PostprocessSettings, offline_cleanup
 from deg_train.evaluation.metrics import TABLE_COLUMNS, MetricsReport, compute_metrics, threshold_search
+from deg_train.evaluation.onsets import EventsConfig, choose_postprocess
 from deg_train.inference.predict import (
     LoadedSequence,
     load_sequence,
     read_thresholds,
     run_sequence,
-    sigmoid,
     write_thresholds_file,
 )
 from deg_train.inference.videos import resolve_sequence_run
@@ -108,7 +109,7 @@ def run_scores(project: Any, seq: LoadedSequence, names: Sequence[str], *, devic
             raise EvaluationError(
                 f"{record.outputs_path}: {group.n_frames} feature rows but {table.n_frames} label rows; re-extract"
             )
-        probs = sigmoid(run_sequence(seq.model, group.features, device=device))
+        probs = seq.probabilities(run_sequence(seq.model, group.features, device=device))
         out.append(VideoScores(name, np.asarray(table.values, np.int8), probs, group.probabilities))
     return out
 
@@ -158,6 +159,27 @@ def pick_run_thresholds(
     if no_pos:
         log.warning("no positive validation frames for %s: threshold left at 0.5", ", ".join(no_pos))
     thresholds = search.thresholds.astype(np.float32)
+    info: dict[str, Any] = {"rule": "p > threshold, max F1 on grid"}
+    events = events_config(seq.meta)
+    if events.choose_on_validation:
+        # What a closed loop acts on: choose thresholds, hysteresis and minimum durations for onsets.
+        choice = choose_postprocess(
+            [s.probabilities for s in scores],
+            [s.labels for s in scores],
+            seq.behaviours,
+            seq.postprocess,
+            fps=_fps(project, videos),
+            tolerance=events.tolerance_frames,
+            max_delay=events.max_onset_delay_frames,
+            frame_weight=events.frame_weight,
+            initial_thresholds=thresholds,
+        )
+        thresholds = choice.thresholds.astype(np.float32)
+        seq.postprocess = choice.settings
+        info = {
+            "rule": "causal postprocessor, event-level objective on validation (deg_train.evaluation.onsets)",
+            "events": {**dataclasses.asdict(events), **choice.to_dict()},
+        }
     if seq.run_dir is not None:
         write_thresholds_file(
             seq.run_dir,
@@ -167,10 +189,30 @@ def pick_run_thresholds(
             picked_on=list(videos),
             val_f1=search.f1,
             no_positives=no_pos,
-            rule="p > threshold, max F1 on grid",
+            **info,
         )
     seq.thresholds = thresholds
     return thresholds
+
+
+def events_config(meta: dict[str, Any]) -> EventsConfig:
+    """The run's ``events`` settings (its config's section; the defaults for runs made before it existed)."""
+    section = (meta.get("config") or {}).get("events") or {}
+    return EventsConfig(**section)
+
+
+def _fps(project: Any, names: Sequence[str]) -> float:
+    """The videos' frame rate (the first one that says; 30 if none does), for false onsets per minute."""
+    from camera_adapters.video import probe
+
+    for name in names:
+        try:
+            fps = probe(project.video(name).video_path, exact=False).fps
+        except UserFacingError:
+            continue
+        if fps and np.isfinite(fps) and fps > 0:
+            return float(fps)
+    return 30.0
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -219,13 +261,24 @@ def _held_out(project: Any, part: str) -> tuple[str, list[str]]:
     return part, names
 
 
+def plain_settings(settings: PostprocessSettings) -> PostprocessSettings:
+    """The same background handling and exclusivity, without hysteresis or minimum durations."""
+    return dataclasses.replace(settings, hysteresis=0.0, min_duration_frames=1, min_off_frames=1)
+
+
 def score_run(
     scores: Sequence[VideoScores],
     seq: LoadedSequence,
     *,
     meta: dict[str, Any] | None = None,
+    fps: float | None = None,
+    onset_tolerance: int = 5,
 ) -> dict[str, MetricsReport]:
-    """Metrics of one sequence run on scored videos: causal postprocessing, offline cleanup, plain thresholds."""
+    """Metrics of one sequence run on scored videos: causal postprocessing, offline cleanup, plain thresholds.
+
+    With ``fps`` the reports score onsets too (precision/recall within ``onset_tolerance`` frames, false onsets
+    per minute, onset delays).
+    """
     labels = [s.labels for s in scores]
     probs = [s.probabilities for s in scores]
     thr = seq.thresholds
@@ -233,27 +286,34 @@ def score_run(
     k = len(seq.behaviours)
     causal = [CausalPostprocessor(thr, post).run(p)[0] for p in probs]
     min_bout = post.per_behaviour("min_bout_length", k)
-    offline = [offline_cleanup(p, thr, min_bout, background_index=post.background_index) for p in probs]
+    if post.exclusive:  # clean the exclusive decisions (thresholding each column could turn two on)
+        offline = [offline_cleanup(d, None, min_bout, background_index=post.background_index) for d in causal]
+    else:
+        offline = [offline_cleanup(p, thr, min_bout, background_index=post.background_index) for p in probs]
+    plain = [CausalPostprocessor(thr, plain_settings(post)).run(p)[0] for p in probs]
     base = {"run": str(seq.run_dir), "videos": [s.name for s in scores], **(meta or {})}
+    common = {"thresholds": thr, "behaviours": seq.behaviours, "fps": fps, "onset_tolerance": onset_tolerance}
     return {
         "causal": compute_metrics(
             labels,
             probs,
             decisions=causal,
-            thresholds=thr,
-            behaviours=seq.behaviours,
             meta={**base, "postprocess": "causal", "settings": post.to_dict()},
+            **common,
         ),
         "offline_cleanup": compute_metrics(
             labels,
             probs,
             decisions=offline,
-            thresholds=thr,
-            behaviours=seq.behaviours,
             meta={**base, "postprocess": "offline min-bout cleanup"},
+            **common,
         ),
         "thresholds_only": compute_metrics(
-            labels, probs, thresholds=thr, behaviours=seq.behaviours, meta={**base, "postprocess": "p > threshold"}
+            labels,
+            probs,
+            decisions=plain,
+            meta={**base, "postprocess": "p > threshold" + (" (exclusive: most probable)" if post.exclusive else "")},
+            **common,
         ),
     }
 
@@ -330,7 +390,9 @@ def evaluate_run(
     pick_run_thresholds(project, seq, force=repick, device=device)
     part, names = _held_out(project, part)
     scores = run_scores(project, seq, names, device=device)
-    reports = score_run(scores, seq, meta={"part": part})
+    events = events_config(seq.meta)
+    timing = {"fps": _fps(project, names), "onset_tolerance": events.tolerance_frames}
+    reports = score_run(scores, seq, meta={"part": part}, **timing)
 
     # The feature extractor alone (stage 2), thresholds picked on validation the same way.
     split = _split(project)
@@ -338,12 +400,15 @@ def evaluate_run(
     val_scores = run_scores(project, seq, val_names, device=device)
     if all(s.feature_probabilities is not None for s in scores + val_scores):
         f_thr = threshold_search([s.feature_probabilities for s in val_scores], [s.labels for s in val_scores])
+        f_post = CausalPostprocessor(f_thr.thresholds, plain_settings(seq.postprocess))
         reports["features_only"] = compute_metrics(
             [s.labels for s in scores],
             [s.feature_probabilities for s in scores],
+            decisions=[f_post.run(s.feature_probabilities)[0] for s in scores],
             thresholds=f_thr.thresholds,
             behaviours=seq.behaviours,
             meta={"part": part, "model": "stage-2 feature extractor alone"},
+            **timing,
         )
 
     comparison = None
@@ -352,7 +417,7 @@ def evaluate_run(
         centred = load_sequence(resolve_sequence_run(project, compare_run), device=device)
         pick_run_thresholds(project, centred, force=repick, device=device)
         c_scores = run_scores(project, centred, names, device=device)
-        c_reports = score_run(c_scores, centred, meta={"part": part})
+        c_reports = score_run(c_scores, centred, meta={"part": part}, **timing)
         reports["centred"] = c_reports["thresholds_only"]
         comparison = compare_causal_centred(reports["thresholds_only"], c_reports["thresholds_only"])
 
@@ -371,12 +436,17 @@ def evaluate_run(
         {
             v: {
                 "macro_f1": r.macro.get("f1"),
+                "f1_present": r.macro.get("f1_present"),
+                "f1_all": r.macro.get("f1_all"),
                 "precision": r.macro.get("precision"),
                 "recall": r.macro.get("recall"),
                 "auroc": r.macro.get("auroc"),
-                "ap": r.macro.get("ap"),
-                "onset_delay_median": r.macro.get("onset_delay_median"),
-                "bout_count_error": r.macro.get("bout_count_error"),
+                "onset_f1": r.macro.get("onset_f1"),
+                "false_onsets_per_min": r.macro.get("false_onsets_per_min"),
+                "onset_delay_p50": r.macro.get("onset_delay_p50"),
+                "onset_delay_p90": r.macro.get("onset_delay_p90"),
+                "bouts_predicted": r.macro.get("bouts_predicted"),
+                "bouts_labelled": r.macro.get("bouts_labelled"),
             }
             for v, r in reports.items()
         }
@@ -392,7 +462,9 @@ def evaluate_run(
         "Causal postprocessing (what deg-live decides):",
         reports["causal"].format_table(),
         "",
-        "Macro averages per variant (background excluded):",
+        "Macro averages per variant (background excluded; f1_present: behaviours present in these videos, f1_all: "
+        "absent ones count 0; onsets matched within "
+        f"{events.tolerance_frames} frames; false onsets per minute summed over behaviours):",
         summary.to_string(float_format=lambda v: f"{v:.3f}", na_rep="-"),
     ]
     md = [

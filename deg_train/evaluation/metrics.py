@@ -41,7 +41,9 @@ __all__ = [
     "bouts",
     "compute_metrics",
     "frame_metrics",
+    "match_onsets",
     "onset_delays",
+    "onset_metrics",
     "pick_thresholds",
     "roc_auc",
     "threshold_search",
@@ -301,6 +303,107 @@ def bout_stats(predicted: ArrayOrList, labelled: ArrayOrList) -> dict[str, np.nd
     }
 
 
+#: Per-behaviour columns :func:`onset_metrics` returns.
+ONSET_COLUMNS = (
+    "onsets_labelled",
+    "onsets_predicted",
+    "onsets_matched",
+    "onset_precision",
+    "onset_recall",
+    "onset_f1",
+    "false_onsets_per_min",
+    "onset_delay_p50",
+    "onset_delay_p90",
+)
+
+
+def _as_list(values: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
+    return [np.asarray(values)] if isinstance(values, np.ndarray) else [np.asarray(v) for v in values]
+
+
+def match_onsets(predicted: np.ndarray, labelled: np.ndarray, tolerance: int) -> int:
+    """How many predicted onsets match a labelled onset within ``tolerance`` frames (one-to-one, in time order).
+
+    Args:
+        predicted: (P,) sorted predicted onset frames.
+        labelled: (L,) sorted labelled onset frames.
+        tolerance: the largest ``|predicted - labelled|`` that still matches.
+    """
+    matched, j = 0, 0
+    for p in predicted:
+        while j < len(labelled) and labelled[j] < p - tolerance:
+            j += 1  # too early for this and every later predicted onset
+        if j < len(labelled) and labelled[j] <= p + tolerance:
+            matched += 1
+            j += 1
+    return matched
+
+
+def _scalar_ratio(num: float, den: float) -> float:
+    return float(num) / float(den) if den else float("nan")
+
+
+def onset_metrics(
+    decisions: np.ndarray | Sequence[np.ndarray],
+    labels: np.ndarray | Sequence[np.ndarray],
+    *,
+    fps: float,
+    tolerance: int = 5,
+) -> dict[str, np.ndarray]:
+    """Onset precision, recall and F1 within ``tolerance`` frames, false onsets per minute, onset delays.
+
+    Args:
+        decisions: (T, K) bool, or a list of per-video arrays.
+        labels: (T, K) int (1 present, 0 absent, -1 unlabelled = absent here), or a matching list.
+        fps: frames per second (for false onsets per minute).
+        tolerance: frames an onset may be off and still match.
+
+    Returns:
+        ``{column: (K,) array}`` for every name in :data:`ONSET_COLUMNS`; undefined values are NaN.
+    """
+    ds, ys = _as_list(decisions), _as_list(labels)
+    if len(ds) != len(ys):
+        raise ValueError(f"{len(ds)} predicted videos but {len(ys)} labelled ones")
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    k = ys[0].shape[1]
+    n_lab = np.zeros(k, np.int64)
+    n_pred = np.zeros(k, np.int64)
+    n_match = np.zeros(k, np.int64)
+    delays: list[list[np.ndarray]] = [[] for _ in range(k)]
+    frames = 0
+    for d, y in zip(ds, ys):
+        if d.shape != y.shape:
+            raise ValueError(f"decisions {d.shape} and labels {y.shape} differ in shape")
+        frames += len(y)
+        for i in range(k):
+            pred, lab = d[:, i].astype(bool), y[:, i] == 1
+            p_on = np.array([a for a, _ in bouts(pred)], np.int64)
+            l_on = np.array([a for a, _ in bouts(lab)], np.int64)
+            n_pred[i] += p_on.size
+            n_lab[i] += l_on.size
+            n_match[i] += match_onsets(p_on, l_on, tolerance)
+            delays[i].append(onset_delays(pred, lab))
+    minutes = frames / fps / 60.0
+    out: dict[str, np.ndarray] = {
+        "onsets_labelled": n_lab,
+        "onsets_predicted": n_pred,
+        "onsets_matched": n_match,
+        "onset_precision": np.array([_scalar_ratio(m, p) for m, p in zip(n_match, n_pred)]),
+        "onset_recall": np.array([_scalar_ratio(m, n) for m, n in zip(n_match, n_lab)]),
+        "false_onsets_per_min": (n_pred - n_match) / minutes if minutes else np.full(k, np.nan),
+    }
+    p, r = out["onset_precision"], out["onset_recall"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(p + r > 0, 2 * p * r / (p + r), 0.0)
+    # No labelled onsets: F1 undefined (NaN) unless nothing was predicted either; predicted ones are all false.
+    out["onset_f1"] = np.where(n_lab == 0, np.nan, np.where(n_pred == 0, 0.0, f1))
+    all_delays = [np.concatenate(x) if x else np.zeros(0) for x in delays]
+    out["onset_delay_p50"] = np.array([np.median(x) if x.size else np.nan for x in all_delays])
+    out["onset_delay_p90"] = np.array([np.percentile(x, 90) if x.size else np.nan for x in all_delays])
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------------------------------------------
@@ -325,7 +428,13 @@ _SUM_COLUMNS = (
     "bouts_predicted",
     "bouts_detected",
     "bout_count_error",
+    "onsets_labelled",
+    "onsets_predicted",
+    "onsets_matched",
+    # Summed: the false onsets per minute a rig acting on every behaviour would see.
+    "false_onsets_per_min",
 )
+_ONSET_MEAN_COLUMNS = ("onset_precision", "onset_recall", "onset_f1", "onset_delay_p50", "onset_delay_p90")
 COLUMNS = (
     "f1",
     "precision",
@@ -343,6 +452,15 @@ COLUMNS = (
     "positives",
     "predicted",
     "frames",
+    "onsets_labelled",
+    "onsets_predicted",
+    "onsets_matched",
+    "onset_precision",
+    "onset_recall",
+    "onset_f1",
+    "false_onsets_per_min",
+    "onset_delay_p50",
+    "onset_delay_p90",
 )
 
 
@@ -358,6 +476,9 @@ TABLE_COLUMNS = (
     "bouts_labelled",
     "bouts_predicted",
     "bout_count_error",
+    "onset_f1",
+    "false_onsets_per_min",
+    "onset_delay_p90",
 )
 
 
@@ -381,8 +502,18 @@ class MetricsReport:
 
     @property
     def macro_f1(self) -> float:
-        """Macro-averaged F1."""
+        """Macro-averaged F1 (behaviours with an undefined F1 left out; see ``f1_present`` and ``f1_all``)."""
         return self.macro["f1"]
+
+    @property
+    def macro_f1_present(self) -> float:
+        """Macro F1 over the behaviours present in the labels (how DeepEthogram's users compare)."""
+        return self.macro["f1_present"]
+
+    @property
+    def macro_f1_all(self) -> float:
+        """Macro F1 over every behaviour, an absent one counting as 0."""
+        return self.macro["f1_all"]
 
     def to_frame(self) -> pd.DataFrame:
         """A table, one row per behaviour plus a final ``macro`` row, one column per metric."""
@@ -427,10 +558,15 @@ def compute_metrics(
     behaviours: Sequence[str] | None = None,
     macro_exclude: Sequence[str] = ("background",),
     meta: dict[str, Any] | None = None,
+    fps: float | None = None,
+    onset_tolerance: int = 5,
 ) -> MetricsReport:
     """All metrics per behaviour and macro.
 
     Decisions are ``decisions`` if given (e.g. the causal postprocessor's output), else ``probs > thresholds``.
+    The macro row has three F1s: ``f1`` (behaviours with a defined F1), ``f1_present`` (behaviours present in
+    the labels) and ``f1_all`` (every behaviour, absent ones counting 0). With ``fps``, onsets are scored too
+    (:func:`onset_metrics`, matching within ``onset_tolerance`` frames).
 
     Args:
         labels: (T, K) int with -1 for unlabelled, or a list of per-video arrays.
@@ -440,6 +576,8 @@ def compute_metrics(
         behaviours: K names (default "0", "1", ...).
         macro_exclude: names left out of the macro averages.
         meta: free-form context stored in the report.
+        fps: the videos' frame rate; given, onsets are scored too (false onsets per minute need it).
+        onset_tolerance: frames a predicted onset may be from a labelled one and still match.
     """
     y, lengths = _stack(labels, "labels")
     k = y.shape[1]
@@ -471,12 +609,21 @@ def compute_metrics(
     keep = np.array([n not in set(macro_exclude) for n in names])
     if not keep.any():
         keep[:] = True
+    if fps is not None:
+        values.update(onset_metrics(np.split(d, splits), np.split(y, splits), fps=fps, tolerance=onset_tolerance))
     macro: dict[str, float] = {}
-    for c in _MEAN_COLUMNS:
+    for c in (*_MEAN_COLUMNS, *_ONSET_MEAN_COLUMNS):
+        if c not in values:
+            continue
         col = values[c][keep].astype(np.float64)
         macro[c] = float(np.nanmean(col)) if np.isfinite(col).any() else float("nan")
     for c in _SUM_COLUMNS:
-        macro[c] = float(values[c][keep].sum())
+        if c in values:
+            macro[c] = float(values[c][keep].sum())
+    f1 = values["f1"][keep].astype(np.float64)
+    present = values["positives"][keep] > 0
+    macro["f1_present"] = float(np.nanmean(f1[present])) if present.any() else float("nan")
+    macro["f1_all"] = float(np.nan_to_num(f1, nan=0.0).mean()) if f1.size else float("nan")
     return MetricsReport(
         behaviours=names,
         values=values,

@@ -77,6 +77,11 @@ class LoadedEncoder:
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def exclusive(self) -> bool:
+        """Mutually exclusive behaviours: the logits are a softmax's, not independent sigmoids'."""
+        return is_exclusive(self.meta)
+
+    @property
     def feature_size(self) -> int:
         """D = Ds + Df."""
         return int(self.encoder.num_features)
@@ -150,6 +155,25 @@ def encoder_from_model(
         latent_name=latent_name,
         run_dir=None,
         meta={"feature_size": int(encoder.num_features)},
+    )
+
+
+def is_exclusive(meta: dict[str, Any]) -> bool:
+    """Whether a run (its checkpoint metadata) was trained for mutually exclusive behaviours (softmax)."""
+    extra = meta.get("extra") or {}
+    if "exclusive" in extra:
+        return bool(extra["exclusive"])
+    return bool(((meta.get("config") or {}).get("data") or {}).get("exclusive") or False)
+
+
+def probabilities(logits: np.ndarray, exclusive: bool = False) -> np.ndarray:
+    """``(N, K) float32`` probabilities from logits: softmax over the classes (exclusive) or a sigmoid each."""
+    x = np.asarray(logits, dtype=np.float64)
+    if exclusive:
+        e = np.exp(x - x.max(axis=-1, keepdims=True))
+        return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+    return np.where(x >= 0, 1.0 / (1.0 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1.0 + np.exp(-np.abs(x)))).astype(
+        np.float32
     )
 
 
@@ -505,7 +529,7 @@ def write_encoded(out: Path, result: EncodedVideo, loaded: LoadedEncoder, finger
         spatial_features=result.features[:, :ds],
         flow_features=result.features[:, ds:],
         logits=result.logits,
-        probabilities=result.probabilities,
+        probabilities=probabilities(result.logits, loaded.exclusive),
         thresholds=loaded.meta.get("thresholds"),
         behaviours=loaded.behaviours,
         attrs={

@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -39,7 +40,7 @@ import torch
 from camera_adapters.errors import UserFacingError
 from camera_adapters.files import atomic_output, atomic_write_text
 from deg_live.postprocess import CausalPostprocessor, PostprocessSettings, Transition, offline_cleanup
-from deg_train.inference.extract import LoadedEncoder, encode_video, load_encoder
+from deg_train.inference.extract import LoadedEncoder, encode_video, is_exclusive, load_encoder, probabilities
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,11 @@ class LoadedSequence:
     output_name: str
     run_dir: Path | None
     meta: dict[str, Any] = field(default_factory=dict)
+    exclusive: bool = False
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """``(N, K)`` probabilities of this model's logits (softmax if exclusive, else sigmoids)."""
+        return probabilities(logits, self.exclusive)
 
 
 def postprocess_from_config(
@@ -133,11 +139,15 @@ def load_sequence(sequence_run: str | os.PathLike | LoadedSequence, *, device: s
             postprocess = PostprocessSettings.from_dict(saved["postprocess"], source=str(run_dir / THRESHOLDS_FILE))
     extra = meta.get("extra") or {}
     arch = str(meta.get("arch", "sequence"))
+    exclusive = is_exclusive(meta)
+    if exclusive and not postprocess.exclusive:
+        postprocess = dataclasses.replace(postprocess, exclusive=True)  # decisions follow the model's classes
     return LoadedSequence(
         model=model.to(device).eval(),
         behaviours=behaviours,
         thresholds=thresholds,
         postprocess=postprocess,
+        exclusive=exclusive,
         causal=causal,
         latent_name=extra.get("latent_name") or seq_cfg.get("latent_name"),
         output_name=arch if causal else f"{arch}_centred",
@@ -209,10 +219,7 @@ def run_sequence(model: torch.nn.Module, features: np.ndarray, *, device: str = 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """Numerically stable logistic function, float32."""
-    x = np.asarray(x, dtype=np.float64)
-    return np.where(x >= 0, 1.0 / (1.0 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1.0 + np.exp(-np.abs(x)))).astype(
-        np.float32
-    )
+    return probabilities(x, exclusive=False)
 
 
 @dataclass
@@ -301,16 +308,16 @@ def infer_video(
         video_path, encoder, batch_size=batch_size, device=device, progress=progress, precision=precision
     )
     timings = dict(encoded.timings)
-    # 3–4. The sequence model over the whole video, then the sigmoid.
+    # 3–4. The sequence model over the whole video, then the sigmoid (softmax for exclusive behaviours).
     t1 = time.perf_counter()
     logits = run_sequence(sequence.model, encoded.features, device=device)
-    probabilities = sigmoid(logits)
+    probs = sequence.probabilities(logits)
     timings["sequence"] = time.perf_counter() - t1
     # 5. Thresholds and the causal postprocessor (exactly the live one).
     t2 = time.perf_counter()
     thr = sequence.thresholds if thresholds is None else np.asarray(thresholds, np.float32)
     post = sequence.postprocess if postprocess is None else postprocess
-    decisions, transitions = CausalPostprocessor(thr, post).run(probabilities)
+    decisions, transitions = CausalPostprocessor(thr, post).run(probs)
     timings["postprocess"] = time.perf_counter() - t2
     timings["total"] = time.perf_counter() - t0
     return InferenceResult(
@@ -318,7 +325,7 @@ def infer_video(
         features=encoded.features,
         feature_logits=encoded.logits,
         logits=logits,
-        probabilities=probabilities,
+        probabilities=probs,
         thresholds=thr,
         decisions=decisions,
         transitions=transitions,

@@ -26,7 +26,6 @@ from deg_train.inference.predict import (
     load_sequence,
     predictions_path_for,
     run_sequence,
-    sigmoid,
     write_predictions_csv,
 )
 from deg_train.models.checkpoints import CheckpointError, list_runs, resolve_run
@@ -147,7 +146,7 @@ def infer_videos(
             if write_h5:
                 write_encoded(outputs, encoded, enc, fingerprint)
         logits = run_sequence(seq.model, features, device=device)
-        probs = sigmoid(logits)
+        probs = seq.probabilities(logits)
         decisions = final_decisions(probs, seq.thresholds, seq.postprocess, postprocess_mode)
         if write_h5:
             write_outputs(

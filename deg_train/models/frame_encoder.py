@@ -55,17 +55,22 @@ class FrameEncoder(nn.Module):
 
 
 class SequenceStep(nn.Module):
-    """One streaming step of a causal sequence model, sigmoid included.
+    """One streaming step of a causal sequence model, sigmoid (or softmax, for exclusive behaviours) included.
 
     ``forward(feature (B, D), *state) -> (probs (B, K), *new_state)``; state tensors have fixed shapes given by
     :meth:`initial_state`. Frame by frame from ``initial_state`` this equals
-    ``sigmoid(sequence_model(features (B, T, D)))``.
+    ``sigmoid(sequence_model(features (B, T, D)))`` (``softmax(..., dim=-1)`` with ``exclusive``).
+
+    Args:
+        model: a causal sequence model.
+        exclusive: mutually exclusive behaviours: softmax over the classes instead of a sigmoid each.
     """
 
-    def __init__(self, model: SequenceModel) -> None:
+    def __init__(self, model: SequenceModel, exclusive: bool = False) -> None:
         super().__init__()
         if not model.causal:
             raise ValueError("SequenceStep needs a causal sequence model (built with causal=True)")
+        self.exclusive = bool(exclusive)
         self.model = model
         self.input_dim = model.input_dim
         self.num_classes = model.num_classes
@@ -77,4 +82,5 @@ class SequenceStep(nn.Module):
     def forward(self, feature: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Feature (B, D) float32, state tensors -> probs (B, K) in [0, 1], new state tensors."""
         logits, new_state = self.model.step(feature, tuple(state))
-        return (torch.sigmoid(logits), *new_state)
+        probs = torch.softmax(logits, dim=-1) if self.exclusive else torch.sigmoid(logits)
+        return (probs, *new_state)

@@ -665,6 +665,29 @@ class Project:
 
         return FrameCache.open(self.video(name).video_path, self.cache_dir, size=size, progress=progress)
 
+    def exclusive_behaviours(self, names: Iterable[str] | None = None) -> tuple[bool, str]:
+        """Whether the behaviours are mutually exclusive, and why (the setting, or what the labels show).
+
+        The project setting ``labels.exclusive`` decides when it is true or false; when it is null (the
+        default) the labels decide: exclusive when no labelled frame of the videos ``names`` (default: all
+        labelled videos) has two behaviours on.
+        """
+        setting = self.settings.labels.exclusive
+        if setting is not None:
+            return bool(setting), f"project setting labels.exclusive: {str(setting).lower()}"
+        tables = self._all_labels()
+        if names is not None:
+            wanted = set(names)
+            tables = {n: t for n, t in tables.items() if n in wanted}
+        if not tables:
+            return False, "no labels yet: multi-label"
+        for name, table in tables.items():
+            overlap = (np.asarray(table.values) == 1).sum(axis=1) > 1
+            if overlap.any():
+                frame = int(np.flatnonzero(overlap)[0])
+                return False, f"detected from the labels: {name} frame {frame} has two behaviours on (multi-label)"
+        return True, f"detected from the labels: no frame of {len(tables)} labelled videos has two behaviours on"
+
     # -- status ------------------------------------------------------------------------------------------------
 
     def status(self) -> list[StatusRow]:
@@ -732,6 +755,9 @@ class Project:
             "(behaviour columns: frames present; p/l: present/labelled where some frames are unlabelled; "
             "-: none labelled)",
         ]
+        if any(r.labelled_frames for r in rows):
+            exclusive, why = self.exclusive_behaviours()
+            out.append(f"behaviours: {'mutually exclusive' if exclusive else 'multi-label'} ({why})")
         out += [f"problem: {r.name}: {r.problem}" for r in rows if r.problem]
         return "\n".join(out)
 

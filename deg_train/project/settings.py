@@ -58,6 +58,19 @@ class CacheSettings:
 
 
 @dataclass
+class LabelSettings:
+    """How the project's behaviours relate to each other.
+
+    Attributes:
+        exclusive: True: mutually exclusive behaviours (one per frame, background included; softmax models,
+            exclusive decisions); False: multi-label (independent sigmoids); None: detected from the labels
+            (exclusive when no labelled frame has two behaviours on), see ``Project.exclusive_behaviours``.
+    """
+
+    exclusive: bool | None = None
+
+
+@dataclass
 class ProjectSettings:
     """Everything the project format needs beyond DeepEthogram's ``project:`` section."""
 
@@ -65,6 +78,7 @@ class ProjectSettings:
     add_mode: Literal["copy", "link"] = "copy"
     split: SplitSettings = field(default_factory=SplitSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
+    labels: LabelSettings = field(default_factory=LabelSettings)
 
 
 def load_project_settings(

@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from camera_adapters.settings import ConfigError, load_settings, merge, read_yaml, save_settings, to_dict
 from deg_live.postprocess import PostprocessSettings
+from deg_train.evaluation.onsets import EventsConfig
 
 CONFIG_SCHEMA_VERSION = 1
 _MAX_COUNT = 1_000_000_000  # an upper bound for counts (epochs, steps, batch sizes): larger is a typo
@@ -115,6 +116,7 @@ class DataConfig:
 
     size: tuple[int, int] = (128, 128)
     frames_per_window: int = 11
+    exclusive: bool | None = None
 
     def __post_init__(self) -> None:
         if any(s <= 0 or s % 16 or s > 4096 for s in self.size):
@@ -187,7 +189,7 @@ class FeatureConfig:
     fusion: Literal["average", "concatenate"] = "average"
     flow_fusion_weight: float = 1.5
     width: float = 1.0
-    dropout: float = 0.9
+    dropout: float = 0.25
     weights: str | None = None
     flow_run: str | None = None
     epochs: int = 20
@@ -288,6 +290,7 @@ class TrainConfig:
     feature: FeatureConfig = field(default_factory=FeatureConfig)
     sequence: SequenceConfig = field(default_factory=SequenceConfig)
     postprocess: PostprocessSettings = field(default_factory=PostprocessSettings)
+    events: EventsConfig = field(default_factory=EventsConfig)
     train: LoopConfig = field(default_factory=LoopConfig)
 
     def __post_init__(self) -> None:

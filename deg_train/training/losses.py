@@ -12,7 +12,9 @@ with smoothness weights w = (0.01, 0.02, 0.04) finest first, times ``smooth_weig
 defaults). Images are compared in [0, 1]: pass the model's mean/std so normalised frames are de-normalised.
 
 Classification loss: sigmoid focal BCE (Lin et al.) with DeepEthogram's label smoothing (targets
-y * (1 - 2s) + s), positive weights (neg/pos)^beta (beta 0.25) and frames labelled -1 masked out.
+y * (1 - 2s) + s), positive weights (neg/pos)^beta (beta 0.25) and frames labelled -1 masked out. For mutually
+exclusive behaviours (one class per frame, background included): softmax focal cross-entropy with label
+smoothing and class weights (n_max / n_class)^beta (:class:`MaskedSoftmaxCE`).
 """
 
 from __future__ import annotations
@@ -180,6 +182,95 @@ def init_bias_from_counts(layers: nn.Module | Sequence[nn.Module], pos: ArrayLik
             raise ValueError(f"layer bias shape {getattr(layer.bias, 'shape', None)} != counts shape {bias.shape}")
         with torch.no_grad():
             layer.bias.copy_(bias.to(layer.bias.dtype))
+
+
+def init_softmax_bias_from_counts(layers: nn.Module | Sequence[nn.Module], pos: ArrayLike) -> None:
+    """Set final-layer biases to ``log(prior)`` so initial softmax outputs match the class frequencies.
+
+    Args:
+        layers: one layer or several, each with a (K,) bias.
+        pos: (K,) labelled frames per class; classes never seen get the smallest seen prior.
+    """
+    p = _as_float_tensor(pos)
+    seen = p > 0
+    prior = p / p.sum().clamp(min=1)
+    floor = prior[seen].min() if seen.any() else torch.tensor(1.0 / max(len(p), 1))
+    bias = torch.log(torch.where(seen, prior, floor))
+    for layer in [layers] if isinstance(layers, nn.Module) else layers:
+        if layer.bias is None or layer.bias.shape != bias.shape:
+            raise ValueError(f"layer bias shape {getattr(layer.bias, 'shape', None)} != counts shape {bias.shape}")
+        with torch.no_grad():
+            layer.bias.copy_(bias.to(layer.bias.dtype))
+
+
+def exclusive_targets(targets: torch.Tensor) -> torch.Tensor:
+    """Class indices of one-hot label rows: ``(..., K)`` of 1/0/-1 -> ``(...)`` int64, -100 where not usable.
+
+    A row is usable when it has exactly one 1 and no -1 (a partly unlabelled or empty row carries no class).
+    """
+    ones = (targets == 1).sum(-1)
+    usable = (ones == 1) & ~(targets == -1).any(-1)
+    index = targets.argmax(-1)
+    return torch.where(usable, index, torch.full_like(index, -100))
+
+
+class MaskedSoftmaxCE(nn.Module):
+    """Softmax focal cross-entropy over mutually exclusive classes, with label smoothing, weights and masking.
+
+    ``loss = weighted mean over usable rows of (1 - p_y)^gamma * CE(logits, smoothed one-hot)``: the target
+    distribution puts ``1 - s`` on the labelled class and spreads ``s`` over the K classes; rows that are not
+    exactly one-hot (unlabelled) contribute nothing (:func:`exclusive_targets`).
+
+    Args:
+        class_weight: (K,) weights per class (see :func:`class_weight_from_counts`), or None.
+        gamma: focal exponent (0 = plain cross-entropy).
+        label_smoothing: s above.
+    """
+
+    def __init__(self, class_weight: ArrayLike | None = None, gamma: float = 1.0, label_smoothing: float = 0.05):
+        super().__init__()
+        if not 0.0 <= label_smoothing < 0.5:
+            raise ValueError(f"label_smoothing must be in [0, 0.5), got {label_smoothing}")
+        self.gamma = float(gamma)
+        self.label_smoothing = float(label_smoothing)
+        if class_weight is not None:
+            self.register_buffer("class_weight", torch.as_tensor(np.asarray(class_weight), dtype=torch.float32))
+        else:
+            self.class_weight = None
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Scalar loss.
+
+        Args:
+            logits: (N, K) or (B, T, K).
+            targets: same shape, one-hot rows of 1/0; rows with -1 or without exactly one 1 are masked.
+
+        Returns:
+            Scalar weighted mean over usable rows (0 if none).
+        """
+        if logits.shape != targets.shape:
+            raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} differ")
+        k = logits.shape[-1]
+        logits = logits.reshape(-1, k).float()
+        index = exclusive_targets(targets.reshape(-1, k))
+        usable = index >= 0
+        if not usable.any():
+            return logits.sum() * 0.0
+        logits, index = logits[usable], index[usable]
+        log_p = F.log_softmax(logits, dim=-1)
+        target = F.one_hot(index, k).to(log_p.dtype) * (1 - self.label_smoothing) + self.label_smoothing / k
+        ce = -(target * log_p).sum(-1)
+        if self.gamma:
+            ce = ce * (1 - log_p.gather(1, index[:, None])[:, 0].exp()) ** self.gamma
+        w = self.class_weight[index] if self.class_weight is not None else torch.ones_like(ce)
+        return (ce * w).sum() / w.sum().clamp(min=1e-12)
+
+
+def class_weight_from_counts(pos: ArrayLike, beta: float = 0.25) -> torch.Tensor:
+    """Class weights ``(n_max / n_class) ** beta`` for exclusive classes (classes never seen: weight 1)."""
+    p = _as_float_tensor(pos)
+    top = p.max().clamp(min=1)
+    return torch.where(p > 0, (top / p.clamp(min=1)) ** beta, torch.ones_like(p)).float()
 
 
 class MaskedFocalBCE(nn.Module):

@@ -40,7 +40,6 @@ from deg_train.training.config import TrainConfig, save_config
 from deg_train.training.data import ClipDataset
 from deg_train.training.trainer import (
     CheckpointInfo,
-    FitSettings,
     Task,
     fit,
     init_distributed,
@@ -231,7 +230,7 @@ def train_flow(project: Any, config: TrainConfig, run_dir: str | os.PathLike | N
         config=config,
         extra={"train_videos": split.train, "val_videos": split.val, "size": list(size)},
     )
-    fit(model, task, train_data, val_data, run, FitSettings.from_config(config, "flow"), info)
+    fit(model, task, train_data, val_data, run, config.flow, config.train, info)
     return run
 
 
@@ -277,12 +276,19 @@ class FeatureTask(Task):
     mode = "max"
 
     def __init__(
-        self, loss: nn.Module, augment: ClipAugment | None, mean: torch.Tensor, std: torch.Tensor, behaviours: list[str]
+        self,
+        loss: nn.Module,
+        augment: ClipAugment | None,
+        mean: torch.Tensor,
+        std: torch.Tensor,
+        behaviours: list[str],
+        exclusive: bool = False,
     ) -> None:
         self.loss = loss
         self.augment = augment
         self.mean, self.std = mean, std
         self.behaviours = behaviours
+        self.exclusive = exclusive
 
     def setup(self, model, device):
         """Move the loss's buffers (positive weights, normalisation) to the training device."""
@@ -306,7 +312,7 @@ class FeatureTask(Task):
         return {
             "n": n,
             "loss": float(self.loss(logits, labels)) * n,
-            "probs": torch.sigmoid(logits).cpu().numpy(),
+            "probs": activate(logits, self.exclusive).cpu().numpy(),
             "labels": labels.cpu().numpy(),
         }
 
@@ -318,7 +324,39 @@ class FeatureTask(Task):
         return {"val_loss": sum(o["loss"] for o in outputs) / max(n, 1), **f1_summary(probs, labels, self.behaviours)}
 
 
-def _class_loss(section: Any, pos: np.ndarray, neg: np.ndarray) -> nn.Module:
+def activate(logits: torch.Tensor, exclusive: bool) -> torch.Tensor:
+    """Probabilities from logits ``(..., K)``: softmax over the classes (exclusive) or one sigmoid per behaviour."""
+    return torch.softmax(logits, dim=-1) if exclusive else torch.sigmoid(logits)
+
+
+def resolve_exclusive(project: Any, config: TrainConfig, names: list[str]) -> bool:
+    """``data.exclusive`` if set, else the project's setting or what its labels show; logged with the reason."""
+    if config.data.exclusive is not None:
+        exclusive, why = bool(config.data.exclusive), f"config data.exclusive={str(config.data.exclusive).lower()}"
+    else:
+        exclusive, why = project.exclusive_behaviours(names)
+    log.info(
+        "behaviours: %s (%s)",
+        "mutually exclusive: softmax over the classes, exclusive decisions" if exclusive else "multi-label: sigmoids",
+        why,
+    )
+    return exclusive
+
+
+def _with_exclusive(config: TrainConfig, exclusive: bool) -> TrainConfig:
+    """The config with ``data.exclusive`` resolved (what the run's config.yaml records)."""
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, exclusive=exclusive))
+
+
+def _class_loss(section: Any, pos: np.ndarray, neg: np.ndarray, exclusive: bool = False) -> nn.Module:
+    if exclusive:
+        from deg_train.training.losses import MaskedSoftmaxCE, class_weight_from_counts
+
+        return MaskedSoftmaxCE(
+            class_weight=class_weight_from_counts(pos, beta=section.pos_weight_beta),
+            gamma=section.focal_gamma,
+            label_smoothing=section.label_smoothing,
+        )
     from deg_train.training.losses import MaskedFocalBCE, pos_weight_from_counts
 
     pos_weight = pos_weight_from_counts(pos, neg, beta=section.pos_weight_beta)
@@ -352,7 +390,7 @@ def train_features(
         run_dir: an existing feature run to resume; None starts a new run.
     """
     from deg_train.models.registry import create_model
-    from deg_train.training.losses import init_bias_from_counts
+    from deg_train.training.losses import init_bias_from_counts, init_softmax_bias_from_counts
 
     _check_resume(run_dir, "feature")
     flow_dir = resolve_run(project, "flow", flow_run if flow_run is not None else config.feature.flow_run)
@@ -386,6 +424,8 @@ def train_features(
         "training frames per behaviour (positive/negative): %s",
         ", ".join(f"{b} {p}/{n}" for b, p, n in zip(behaviours, pos, neg)),
     )
+    exclusive = resolve_exclusive(project, config, train_names + val_names)
+    config = _with_exclusive(config, exclusive)
 
     _seed_for_model(config)
     f = config.feature
@@ -407,10 +447,15 @@ def train_features(
         _load_initial_weights(model, f.weights)
     model.flow_generator.load_state_dict(flow_model.state_dict())  # the trained stage-1 weights, frozen
     for head in model.heads():
-        init_bias_from_counts(head, pos, neg)
+        if exclusive:
+            init_softmax_bias_from_counts(head, pos)
+        else:
+            init_bias_from_counts(head, pos, neg)
     mean, std = model_normalisation(model)
     augment = ClipAugment(config.augment, size)
-    task = FeatureTask(_class_loss(f, pos, neg), augment if augment.enabled else None, mean, std, behaviours)
+    task = FeatureTask(
+        _class_loss(f, pos, neg, exclusive), augment if augment.enabled else None, mean, std, behaviours, exclusive
+    )
 
     run = _prepare_run(project, config, "feature", f.arch, run_dir)
     info = CheckpointInfo(
@@ -427,9 +472,10 @@ def train_features(
             "feature_size": model.num_features,
             "spatial_size": model.spatial_dim,
             "size": list(size),
+            "exclusive": exclusive,
         },
     )
-    fit(model, task, train_data, val_data, run, FitSettings.from_config(config, "feature"), info)
+    fit(model, task, train_data, val_data, run, config.feature, config.train, info)
     return run
 
 
@@ -444,9 +490,10 @@ class SequenceTask(Task):
     monitor = "val_f1"
     mode = "max"
 
-    def __init__(self, loss: nn.Module, behaviours: list[str]) -> None:
+    def __init__(self, loss: nn.Module, behaviours: list[str], exclusive: bool = False) -> None:
         self.loss = loss
         self.behaviours = behaviours
+        self.exclusive = exclusive
 
     def collate(self, items):
         """Pad windows of different lengths (:func:`deg_train.training.sequence_data.collate_sequences`)."""
@@ -475,7 +522,7 @@ class SequenceTask(Task):
         k = logits.shape[-1]
         probs, labs = [], []
         for i, n in enumerate(batch["lengths"].tolist()):  # drop the right padding
-            probs.append(torch.sigmoid(logits[i, :n]).cpu().numpy())
+            probs.append(activate(logits[i, :n], self.exclusive).cpu().numpy())
             labs.append(labels[i, :n].cpu().numpy())
         loss = float(self.loss(logits.reshape(-1, k), labels.reshape(-1, k)))
         n = int((labels >= 0).any(-1).sum())
@@ -554,6 +601,13 @@ def train_sequence(
     train_labels = labels_of(train_names)
     pos = sum((y == 1).sum(0) for y in train_labels)
     neg = sum((y == 0).sum(0) for y in train_labels)
+    # The feature run's mode unless the config says otherwise: stage 3 refines stage 2's classes.
+    if config.data.exclusive is None and "exclusive" in (feature_meta.get("extra") or {}):
+        exclusive = bool(feature_meta["extra"]["exclusive"])
+        log.info("behaviours: %s (as the feature run)", "mutually exclusive" if exclusive else "multi-label")
+    else:
+        exclusive = resolve_exclusive(project, config, train_names + val_names)
+    config = _with_exclusive(config, exclusive)
 
     _seed_for_model(config)
     from deg_live.outputs import read_features
@@ -581,7 +635,7 @@ def train_sequence(
         val_data = SequenceDataset.from_outputs(
             [by_name[n] for n in val_names], labels_of(val_names), latent_name, whole=True
         )
-    task = SequenceTask(_class_loss(s, pos, neg), behaviours)
+    task = SequenceTask(_class_loss(s, pos, neg, exclusive), behaviours, exclusive)
 
     run = _prepare_run(project, config, "sequence", s.arch if s.causal else f"{s.arch}-centred", run_dir)
     info = CheckpointInfo(
@@ -599,9 +653,9 @@ def train_sequence(
             "left_context": left,
             "right_context": right,
             "label_counts": {"pos": np.asarray(pos).tolist(), "neg": np.asarray(neg).tolist()},
+            "exclusive": exclusive,
         },
     )
-    settings = FitSettings.from_config(config, "sequence")
-    settings.val_batch_size = 1  # whole videos, one at a time
-    fit(model, task, train_data, val_data, run, settings, info)
+    # Validation runs on whole videos, one at a time.
+    fit(model, task, train_data, val_data, run, config.sequence, config.train, info, val_batch_size=1)
     return run

@@ -43,6 +43,9 @@ def _config(causal=True):
             "exclusive_background": False,
             "min_bout_length": 3,
         },
+        # These tests check the configured postprocessing is used as it is; test_onsets.py and the test below
+        # cover choosing it on validation.
+        "events": {"choose_on_validation": False},
     }
 
 
@@ -203,3 +206,18 @@ def test_infer_writes_outputs_and_predictions_and_shards(runs, tmp_path):
     )
     assert csv == out / f"{video.stem}_predictions.csv" and csv.is_file()
     assert load_encoder(feature_run).latent_name == "resnet18"
+
+
+def test_postprocessing_chosen_on_validation_for_onsets(runs):
+    project, _, causal, _ = runs
+    from deg_train.evaluation.evaluate import pick_run_thresholds
+    from deg_train.inference.predict import load_sequence
+
+    seq = load_sequence(causal)
+    seq.meta["config"]["events"] = {"choose_on_validation": True, "max_onset_delay_frames": 2.0}
+    thresholds = pick_run_thresholds(project, seq, force=True)
+    saved = read_thresholds(causal)
+    assert saved["thresholds"] == pytest.approx(thresholds.tolist())
+    assert saved["events"]["max_onset_delay_frames"] == 2.0 and saved["events"]["candidates_tried"] > 10
+    assert saved["postprocess"] == seq.postprocess.to_dict()
+    assert saved["postprocess"]["min_duration_frames"] in (1, 2, 3)

@@ -8,6 +8,7 @@ import pytest
 import torch
 import yaml
 
+from deg_live.labels import LabelTable
 from deg_train.models.checkpoints import BEST, LAST, build_model_from_checkpoint, latest_run, load_checkpoint
 from deg_train.training.config import load_config
 from deg_train.training.stages import StageError, train_features, train_flow, train_sequence
@@ -124,3 +125,33 @@ def test_command_errors_are_one_line(fresh_rat_project, capsys):
     assert main(["train-features", "-p", project, "--preset", "tiny", "--flow-run", "no_such_run"]) == 2
     assert "no_such_run: run directory not found" in capsys.readouterr().err
     assert main(["flow-viz", "-p", project, "--video", "nope", "--out", "x", "--run", "no_such_run"]) == 2
+
+
+def test_rat_labels_train_in_exclusive_mode_with_softmax_outputs(trained, rat_project):
+    # The rat sessions have exactly one behaviour per frame: detected, recorded in the runs, softmax outputs.
+    exclusive, why = rat_project.exclusive_behaviours()
+    assert exclusive and "detected from the labels" in why
+    for stage in ("feature", "sequence"):
+        ckpt = load_checkpoint(trained[stage] / LAST)
+        assert ckpt["extra"]["exclusive"] is True
+        assert yaml.safe_load((trained[stage] / "config.yaml").read_text())["data"]["exclusive"] is True
+    from deg_live.outputs import read_outputs
+
+    name = load_checkpoint(trained["sequence"] / LAST)["extra"]["train_videos"][0]
+    group = read_outputs(rat_project.video(name).outputs_path, "resnet18")
+    assert abs(group.probabilities.sum(axis=1) - 1).max() < 1e-4  # softmax over background + behaviours
+
+
+def test_multi_label_stays_the_default_where_labels_overlap(fresh_rat_project, tiny):
+    project = fresh_rat_project
+    name = project.video_names[0]
+    table = project.load_labels(name)
+    values = table.values.copy()
+    values[0, :] = 0
+    values[0, 1:3] = 1  # two behaviours on one frame
+    project.save_labels(name, LabelTable(table.behaviours, values))
+    exclusive, why = project.exclusive_behaviours()
+    assert not exclusive and f"{name} frame 0 has two behaviours" in why
+    # The project setting and the training config override the detection.
+    project.settings.labels.exclusive = True
+    assert project.exclusive_behaviours() == (True, "project setting labels.exclusive: true")

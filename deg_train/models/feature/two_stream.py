@@ -37,7 +37,7 @@ class TwoStream(nn.Module):
         fusion: "average": logits = (spatial + w * flow) / (1 + w) with w = ``flow_fusion_weight``
             (DeepEthogram and the hidden two-stream paper: 1.5); "concatenate": one Linear on concat(features).
         flow_fusion_weight: w above.
-        dropout: dropout on the features before the classification layers (DeepEthogram: 0.9).
+        dropout: dropout on the features before the classification layers (DeepEthogram 0.5: 0.25).
         width: channel multiplier of both backbones (0.5 for the live CPU preset).
         mean: normalisation mean stored as ``input_mean`` (3,), used by the data side and ``FrameEncoder``
             (the one that counts; the flow generator's own buffer is what stage 1 trained with). None: the
@@ -58,7 +58,7 @@ class TwoStream(nn.Module):
         num_frames: int = 11,
         fusion: str = "average",
         flow_fusion_weight: float = 1.5,
-        dropout: float = 0.9,
+        dropout: float = 0.25,
         width: float = 1.0,
         mean: tuple[float, ...] | None = None,
         std: tuple[float, ...] | None = None,
