@@ -50,6 +50,7 @@ from tqdm import tqdm
 
 from camera_adapters.files import atomic_write_bytes, atomic_write_text
 from deg_train.models.checkpoints import BEST, LAST, is_done, load_checkpoint, mark_done, save_checkpoint
+from deg_train.training.config import FeatureConfig, FlowConfig, LoopConfig, SequenceConfig
 from deg_train.training.data import EpochSampler, collate_clips
 
 log = logging.getLogger(__name__)
@@ -100,55 +101,9 @@ class Task:
         raise NotImplementedError
 
 
-@dataclass
-class FitSettings:
-    """How :func:`fit` trains (built from a stage's config section and ``train:`` by the stage modules)."""
-
-    epochs: int = 10
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    batch_size: int = 32
-    val_batch_size: int | None = None
-    steps_per_epoch: int | None = None
-    val_steps: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True
-    deterministic: bool = True
-    patience: int = 5
-    reduce_factor: float = 0.1
-    min_lr: float = 5e-7
-    early_stop_patience: int | None = 10
-    num_workers: int = 0
-    grad_clip: float | None = None
-    threads: int | None = None
-
-    @classmethod
-    def from_config(cls, config: Any, stage: str) -> FitSettings:
-        """Combine ``config.<stage>`` (epochs, lr, batches...) with ``config.train`` (the loop's settings)."""
-        section = getattr(config, stage)
-        loop = config.train
-        steps = _cap(section.steps_per_epoch, loop.max_steps_per_epoch)
-        val_steps = _cap(section.val_steps, loop.max_val_steps)
-        return cls(
-            epochs=section.epochs,
-            lr=section.lr,
-            weight_decay=section.weight_decay,
-            batch_size=section.batch_size,
-            steps_per_epoch=steps,
-            val_steps=val_steps,
-            seed=loop.seed,
-            device=loop.device,
-            amp=loop.amp,
-            deterministic=loop.deterministic,
-            patience=loop.patience,
-            reduce_factor=loop.reduce_factor,
-            min_lr=loop.min_lr,
-            early_stop_patience=loop.early_stop_patience,
-            num_workers=loop.num_workers,
-            grad_clip=loop.grad_clip,
-            threads=loop.threads,
-        )
+#: A stage's section of the config: its own schedule (epochs, lr, weight_decay, batch_size, steps_per_epoch,
+#: val_steps); the loop's settings come from ``config.train`` (:class:`~deg_train.training.config.LoopConfig`).
+StageSection = FlowConfig | FeatureConfig | SequenceConfig
 
 
 def _cap(a: int | None, b: int | None) -> int | None:
@@ -290,10 +245,17 @@ def fit(
     train_data: Dataset,
     val_data: Dataset | None,
     run_dir: str | os.PathLike,
-    settings: FitSettings,
+    stage: StageSection,
+    loop: LoopConfig,
     info: CheckpointInfo,
+    *,
+    val_batch_size: int | None = None,
 ) -> FitResult:
     """Train ``model`` on ``train_data`` with ``task``, validating on ``val_data``, checkpointing into ``run_dir``.
+
+    How long and how fast come from the config itself: ``stage`` is the stage's section (``config.flow``,
+    ``config.feature`` or ``config.sequence``: epochs, lr, batch size, steps), ``loop`` is ``config.train`` (seed,
+    device, mixed precision, schedule, early stopping, caps on steps). ``val_batch_size`` defaults to the batch size.
 
     If ``run_dir`` already holds ``checkpoint_last.pt`` the run resumes after that epoch (weights, optimiser,
     schedule, best value and early-stopping count restored); if it holds ``done.json`` it is already finished and
@@ -307,20 +269,20 @@ def fit(
     run_dir.mkdir(parents=True, exist_ok=True)
 
     # -- Set up: threads, device, torch.distributed, determinism. ------------------------------------------------
-    if settings.threads:
-        torch.set_num_threads(settings.threads)
-    device = resolve_device(settings.device)
+    if loop.threads:
+        torch.set_num_threads(loop.threads)
+    device = resolve_device(loop.device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     ctx = init_distributed(device)
-    if settings.deterministic:
+    if loop.deterministic:
         # cuBLAS needs this to be deterministic; it must be set before the first CUDA matmul.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
     handler = _attach_log_file(run_dir / "train.log") if ctx.is_main else None
     try:
-        return _fit(model, task, train_data, val_data, run_dir, settings, info, device, ctx)
+        return _fit(model, task, train_data, val_data, run_dir, stage, loop, val_batch_size, info, device, ctx)
     finally:
         if handler is not None:
             logging.getLogger("deg_train").removeHandler(handler)
@@ -337,21 +299,26 @@ def _fit(
     train_data: Dataset,
     val_data: Dataset | None,
     run_dir: Path,
-    settings: FitSettings,
+    stage: StageSection,
+    loop: LoopConfig,
+    val_batch_size: int | None,
     info: CheckpointInfo,
     device: torch.device,
     ctx: DistributedContext,
 ) -> FitResult:
+    # The loop's caps on steps apply to every stage (smoke runs, tests).
+    steps_per_epoch = _cap(stage.steps_per_epoch, loop.max_steps_per_epoch)
+    val_steps = _cap(stage.val_steps, loop.max_val_steps)
     if is_done(run_dir) and (run_dir / LAST).is_file():
         # A finished run is trained further only when asked for more epochs than it ran and it stopped because
         # it had run them all (not on a plateau or early stop).
         import json
 
         summary = json.loads((run_dir / "done.json").read_text())
-        if summary.get("stop_reason") != "epochs" or int(summary.get("epochs_run", 0)) >= settings.epochs:
+        if summary.get("stop_reason") != "epochs" or int(summary.get("epochs_run", 0)) >= stage.epochs:
             log.info("%s: already finished; nothing to do", run_dir)
             return _finished_result(run_dir, task)
-        log.info("%s: extending a finished run to %d epochs", run_dir, settings.epochs)
+        log.info("%s: extending a finished run to %d epochs", run_dir, stage.epochs)
         if ctx.is_main:
             (run_dir / "done.json").unlink()
 
@@ -365,12 +332,12 @@ def _fit(
     model.to(device)
     task.setup(model, device)
     params = list(task.parameters(model))
-    optimizer = torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay)
-    # min_lr=0: the scheduler keeps reducing and *we* stop once the rate falls below settings.min_lr.
+    optimizer = torch.optim.Adam(params, lr=stage.lr, weight_decay=stage.weight_decay)
+    # min_lr=0: the scheduler keeps reducing and *we* stop once the rate falls below loop.min_lr.
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode=mode, factor=settings.reduce_factor, patience=settings.patience, min_lr=0.0
+        optimizer, mode=mode, factor=loop.reduce_factor, patience=loop.patience, min_lr=0.0
     )
-    autocast, scaler = _amp_context(device, settings.amp)
+    autocast, scaler = _amp_context(device, loop.amp)
 
     # -- Resume from the last checkpoint, if a crash (or Ctrl-C) left one. ------------------------------------
     start_epoch, best_value, best_epoch, bad_epochs = 0, math.nan, -1, 0
@@ -397,34 +364,34 @@ def _fit(
 
     # -- Data: each epoch's order comes from (seed, epoch); validation always sees the same items. -----------
     world = ctx.world_size
-    steps = settings.steps_per_epoch
+    steps = steps_per_epoch
     train_sampler = EpochSampler(
         len(train_data),
-        samples_per_epoch=None if steps is None else steps * settings.batch_size * world,
-        seed=settings.seed,
+        samples_per_epoch=None if steps is None else steps * stage.batch_size * world,
+        seed=loop.seed,
         rank=ctx.rank,
         world_size=world,
     )
-    drop_last = len(train_sampler) >= settings.batch_size  # no 1-item remainder batches (BatchNorm)
+    drop_last = len(train_sampler) >= stage.batch_size  # no 1-item remainder batches (BatchNorm)
     train_loader = DataLoader(
         train_data,
-        batch_size=settings.batch_size,
+        batch_size=stage.batch_size,
         sampler=train_sampler,
         collate_fn=task.collate,
-        num_workers=settings.num_workers,
+        num_workers=loop.num_workers,
         drop_last=drop_last,
         pin_memory=device.type == "cuda",
-        persistent_workers=settings.num_workers > 0,
+        persistent_workers=loop.num_workers > 0,
     )
     val_loader = None
     if has_val:
-        vbs = settings.val_batch_size or settings.batch_size
-        n_val = None if settings.val_steps is None else min(len(val_data), settings.val_steps * vbs * world)
+        vbs = val_batch_size or stage.batch_size
+        n_val = None if val_steps is None else min(len(val_data), val_steps * vbs * world)
         val_sampler = EpochSampler(
             len(val_data),
             samples_per_epoch=n_val,
             shuffle=n_val is not None,
-            seed=settings.seed + 7919,
+            seed=loop.seed + 7919,
             rank=ctx.rank,
             world_size=world,
         )
@@ -433,17 +400,17 @@ def _fit(
             batch_size=vbs,
             sampler=val_sampler,
             collate_fn=task.collate,
-            num_workers=settings.num_workers,
+            num_workers=loop.num_workers,
             pin_memory=device.type == "cuda",
         )
 
     better = (lambda a, b: a < b) if mode == "min" else (lambda a, b: a > b)
     stop_reason = "epochs"
     epoch = start_epoch - 1
-    for epoch in range(start_epoch, settings.epochs):
+    for epoch in range(start_epoch, stage.epochs):
         t0 = time.perf_counter()
         # -- Train one epoch. ----------------------------------------------------------------------------------
-        seed_everything(settings.seed + 1000 * epoch + ctx.rank)
+        seed_everything(loop.seed + 1000 * epoch + ctx.rank)
         train_sampler.set_epoch(epoch)
         if hasattr(train_data, "set_epoch"):
             train_data.set_epoch(epoch)
@@ -452,7 +419,7 @@ def _fit(
         n_batches = 0
         bar = tqdm(
             train_loader,
-            desc=f"{info.stage} epoch {epoch + 1}/{settings.epochs}",
+            desc=f"{info.stage} epoch {epoch + 1}/{stage.epochs}",
             leave=False,
             disable=not _progress_enabled(ctx),
             dynamic_ncols=True,
@@ -466,8 +433,8 @@ def _fit(
                 scaler.unscale_(optimizer)
             else:
                 loss.backward()
-            if settings.grad_clip:
-                torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
+            if loop.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, loop.grad_clip)
             if scaler is not None:
                 scaler.step(optimizer)
                 scaler.update()
@@ -518,11 +485,11 @@ def _fit(
         }
         history.append(row)
         new_lr = optimizer.param_groups[0]["lr"]
-        if new_lr < settings.min_lr:
-            stop_reason = f"learning rate {new_lr:.2e} fell below train.min_lr={settings.min_lr:g}"
-        elif settings.early_stop_patience is not None and bad_epochs >= settings.early_stop_patience:
+        if new_lr < loop.min_lr:
+            stop_reason = f"learning rate {new_lr:.2e} fell below train.min_lr={loop.min_lr:g}"
+        elif loop.early_stop_patience is not None and bad_epochs >= loop.early_stop_patience:
             stop_reason = f"no improvement of {monitor} for {bad_epochs} epochs (train.early_stop_patience)"
-        elif epoch + 1 >= settings.epochs:
+        elif epoch + 1 >= stage.epochs:
             stop_reason = "epochs"
         else:
             stop_reason = ""

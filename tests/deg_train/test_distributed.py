@@ -17,7 +17,8 @@ WORKER = textwrap.dedent(
     import os, sys
     import torch
     from torch import nn
-    from deg_train.training.trainer import CheckpointInfo, FitSettings, Task, fit
+    from deg_train.training.config import FlowConfig, LoopConfig
+    from deg_train.training.trainer import CheckpointInfo, Task, fit
 
     torch.set_num_threads(1)
     out = sys.argv[1]
@@ -49,9 +50,10 @@ WORKER = textwrap.dedent(
     # Each rank builds its model from a DIFFERENT seed: DDP must broadcast rank 0's weights at the start.
     torch.manual_seed(100 + int(os.environ["RANK"]))
     model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1))
-    settings = FitSettings(epochs=2, lr=1e-2, batch_size=4, steps_per_epoch=3, seed=0, device="cpu")
+    stage = FlowConfig(epochs=2, lr=1e-2, batch_size=4, steps_per_epoch=3)
+    loop = LoopConfig(seed=0, device="cpu")
     info = CheckpointInfo(stage="flow", arch="mlp", model_kwargs={}, behaviours=[], config={})
-    result = fit(model, Regression(), Points(64, 0), Points(16, 1), os.path.join(out, "run"), settings, info)
+    result = fit(model, Regression(), Points(64, 0), Points(16, 1), os.path.join(out, "run"), stage, loop, info)
     torch.save({"state": model.state_dict(), "history": result.history},
                os.path.join(out, f"rank{os.environ['RANK']}.pt"))
     """

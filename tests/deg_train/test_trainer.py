@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from deg_train.models.checkpoints import BEST, LAST, load_checkpoint
-from deg_train.training.trainer import CheckpointInfo, FitSettings, Task, fit, read_metrics
+from deg_train.training.config import FlowConfig, LoopConfig
+from deg_train.training.trainer import CheckpointInfo, Task, fit, read_metrics
 
 torch.set_num_threads(1)
 
@@ -64,7 +65,8 @@ def _model() -> nn.Module:
     return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 1))
 
 
-def _settings(**kw) -> FitSettings:
+def _settings(**kw) -> tuple[FlowConfig, LoopConfig]:
+    """The stage section and ``train:`` section :func:`fit` takes, from one set of keyword arguments."""
     base = dict(
         epochs=4,
         lr=1e-2,
@@ -77,7 +79,9 @@ def _settings(**kw) -> FitSettings:
         early_stop_patience=None,
     )
     base.update(kw)
-    return FitSettings(**base)
+    stage_keys = ("epochs", "lr", "weight_decay", "batch_size", "steps_per_epoch", "val_steps")
+    stage = FlowConfig(**{k: v for k, v in base.items() if k in stage_keys})
+    return stage, LoopConfig(**{k: v for k, v in base.items() if k not in stage_keys})
 
 
 def _info() -> CheckpointInfo:
@@ -86,7 +90,7 @@ def _info() -> CheckpointInfo:
 
 def _run(tmp_path, name, task=None, **kw):
     model = _model()
-    result = fit(model, task or Regression(), Points(64, 0), Points(32, 1), tmp_path / name, _settings(**kw), _info())
+    result = fit(model, task or Regression(), Points(64, 0), Points(32, 1), tmp_path / name, *_settings(**kw), _info())
     return model, result
 
 
@@ -154,7 +158,7 @@ def test_stops_when_learning_rate_falls_below_min_lr(tmp_path):
 
 def test_without_validation_data_the_training_loss_decides(tmp_path):
     model = _model()
-    result = fit(model, Regression(), Points(64, 0), None, tmp_path / "noval", _settings(epochs=3), _info())
+    result = fit(model, Regression(), Points(64, 0), None, tmp_path / "noval", *_settings(epochs=3), _info())
     assert result.epochs_run == 3 and result.best_epoch >= 0
     assert (tmp_path / "noval" / BEST).is_file()
     assert json.loads((tmp_path / "noval" / "done.json").read_text())["monitor"] == "train_loss"
