@@ -11,9 +11,14 @@ On a fresh clone, with nothing else provided, it
 3. replays a held-out session in real time through the ``video`` camera adapter (``deg-camera video``),
    classifies it live (``deg-live run``, recording everything to ``demo_out/live/``), and prints each behaviour
    onset/offset as it happens with its latency (it subscribes to the events itself);
-4. prints the session's F1 against the labels and the latency summary, and writes an ethogram PNG (labels vs live
-   decisions) to ``demo_out/ethogram.png``. With a display it also opens the live viewer (``deg-live view``) and
-   afterwards the review of the recording; headless it says where the PNG is.
+4. runs the same session OFFLINE with the same models and the same causal postprocessing (``deg-train infer`` with
+   the runs the bundle was exported from; a bundle without its runs is run offline through its own graphs), so
+   the live figure has a fair reference: the same frames, the same thresholds;
+5. prints the session's F1 against the labels, live and offline side by side with their difference, the number
+   of onsets/offsets live, offline and labelled, and the latency summary; writes them to
+   ``demo_out/demo_result.json`` and an ethogram PNG (labels vs live decisions) to ``demo_out/ethogram.png``.
+   With a display it also opens the live viewer (``deg-live view``) and afterwards the review of the recording;
+   headless it says where the PNG is.
 
 Every process it starts runs in its own process group and is stopped at the end, also on Ctrl-C or SIGTERM.
 
@@ -22,6 +27,7 @@ Usage::
     python scripts/demo.py                 # the full demo (training takes a while on a laptop CPU)
     python scripts/demo.py --quick         # tiny models, a few sessions, 6 s of replay: checks that it all works
     python scripts/demo.py --retrain       # train again even if demo_out/bundle exists
+    python scripts/demo.py --every-frame   # process every frame in order (lossless path) instead of the newest
 """
 
 from __future__ import annotations
@@ -399,10 +405,13 @@ def replay(args: argparse.Namespace, procs: Processes, out: Path, bundle_dir: Pa
             "run",
             "--bundle",
             str(bundle_dir),
-            "--frames",
-            frames,
-            "--lossless",
-            lossless,
+            # --every-frame: every frame in order from the lossless path (the camera adapter waits for inference);
+            # else the newest frame from the live path, and the recorder on the lossless path.
+            *(
+                ["--frames", lossless, "--every-frame"]
+                if args.every_frame
+                else ["--frames", frames, "--lossless", lossless]
+            ),
             "--record",
             str(record),
             "--session",
@@ -445,11 +454,13 @@ def replay(args: argparse.Namespace, procs: Processes, out: Path, bundle_dir: Pa
     if args.rate is not None:
         camera_cmd.append(f"rate={args.rate}")
     camera_cmd += ["--bind", frames, "--lossless", lossless, "--quiet"]
+    if args.every_frame:
+        camera_cmd += ["--lossless-block", "--drain-timeout", "60"]
     if args.max_frames:
         camera_cmd += ["--max-frames", str(args.max_frames)]
     say(
         f"== replaying held-out session {held_out} ({n} frames, {n / rate:.0f} s at {rate:g} fps) through "
-        "deg-camera video; events as they happen:"
+        f"deg-camera video{' (every frame, in order)' if args.every_frame else ''}; events as they happen:"
     )
     camera = procs.start("deg-camera video", camera_cmd, log=logs / "camera.log")
     started = time.monotonic()
@@ -494,6 +505,78 @@ def replay(args: argparse.Namespace, procs: Processes, out: Path, bundle_dir: Pa
         "last_state": printer.last_state,
         "seconds": time.monotonic() - started,
     }
+
+
+# -------------------------------------------------------------------------------------------------------------
+# Offline reference: the same session, the same models, the same causal postprocessing
+# -------------------------------------------------------------------------------------------------------------
+
+
+def offline_reference(procs: Processes, out: Path, bundle, video: Path) -> dict:
+    """The replayed video run offline with the bundle's models, thresholds and causal postprocessing.
+
+    With the runs the bundle was exported from (its manifest's ``training.feature_run`` / ``sequence_run``, as
+    after the demo's own training) this is ``deg-train infer`` on the video: what ``deg-train evaluate`` scores.
+    A bundle whose runs are not here (exported elsewhere) is run offline through its own graphs instead: the whole
+    video decoded and resized as live does, ONNX Runtime fp32 on every causal window, then the causal
+    postprocessor with the bundle's thresholds and settings.
+
+    Returns:
+        ``probabilities (N, K) float32``, ``decisions (N, K) bool`` for every frame of the video, and ``source``
+        (how they were computed).
+    """
+    training = bundle.manifest.training or {}
+    feature_run, sequence_run = training.get("feature_run"), training.get("sequence_run")
+    if feature_run and sequence_run and Path(feature_run).is_dir() and Path(sequence_run).is_dir():
+        from deg_live.labels import read_labels
+        from deg_live.outputs import read_predictions
+
+        dest = out / "offline"
+        shutil.rmtree(dest, ignore_errors=True)
+        say(f"== offline reference: deg-train infer on {video.name} with the bundle's runs")
+        procs.run(
+            "deg-train infer",
+            [
+                *CLI["deg-train"],
+                "infer",
+                str(video),
+                "--sequence-run",
+                str(sequence_run),
+                "--feature-run",
+                str(feature_run),
+                "--out",
+                str(dest),
+            ],
+            log=out / "logs" / "offline.log",
+        )
+        predictions = read_predictions(dest / f"{video.stem}_outputs.h5")  # the sequence model's group
+        table = read_labels(dest / f"{video.stem}_predictions.csv")
+        if list(table.behaviours) != list(bundle.behaviours) or predictions.behaviours != list(bundle.behaviours):
+            raise DemoError(f"deg-train infer's behaviours {table.behaviours} are not the bundle's {bundle.behaviours}")
+        return {
+            "probabilities": predictions.probabilities,
+            "decisions": table.values == 1,
+            "source": f"deg-train infer (sequence run {Path(sequence_run).name})",
+        }
+
+    from camera_adapters.video import VideoReader
+    from deg_live.engines import create_engine
+    from deg_live.postprocess import CausalPostprocessor
+
+    say(f"== offline reference: the bundle's own graphs on every frame of {video.name} (its runs are not here)")
+    size = (bundle.manifest.input.height, bundle.manifest.input.width)
+    with VideoReader(video, size=size) as reader:
+        frames = reader.read_range(0, len(reader))
+    with create_engine(bundle, "onnxruntime", threads=1) as engine:
+        probs = engine.infer_frames(frames).probs
+    decisions, _ = CausalPostprocessor(bundle.thresholds, bundle.postprocess_settings()).run(probs)
+    return {"probabilities": probs, "decisions": decisions, "source": "the bundle offline (ONNX Runtime fp32)"}
+
+
+def count_bouts(on: np.ndarray) -> int:
+    """Bouts (runs of consecutive True frames) in a ``(N,)`` bool column; unlabelled frames must be False."""
+    on = np.asarray(on, dtype=np.int8)
+    return int(np.count_nonzero(np.diff(np.concatenate([[0], on])) == 1))
 
 
 # -------------------------------------------------------------------------------------------------------------
@@ -572,6 +655,7 @@ def report(result: dict, out: Path, held_out: str) -> dict:
     )
     say(metrics.format_table(["f1", "precision", "recall"]) if _has_columns(metrics) else metrics.format_table())
     say(f"   macro F1 (behaviours other than background): {metrics.macro_f1:.3f}")
+    comparison = compare_with_offline(result, labels, probs, decisions, processed, last, metrics)
 
     lat = np.asarray(result["state_latency_ms"], dtype=float)
     ev = [e for e in result["events"]]
@@ -619,9 +703,109 @@ def report(result: dict, out: Path, held_out: str) -> dict:
         "lost": int(st.lost) if st is not None else None,
         "ethogram": str(png),
         "recording": str(session_dir),
+        **comparison,
     }
     (out / "demo_result.json").write_text(json.dumps(numbers, indent=2))
     return numbers
+
+
+def compare_with_offline(
+    result: dict,
+    labels: np.ndarray,
+    probs: np.ndarray,
+    decisions: np.ndarray,
+    processed: np.ndarray,
+    last: int,
+    live_metrics,
+) -> dict:
+    """Print the live figures beside the offline ones on the same frames; returns them for demo_result.json.
+
+    F1 is scored on the frames live inference processed (all replayed frames when nothing was skipped), offline
+    decisions on the same frames. Onsets are counted over the replayed frames ``[0, last)``: live from the
+    recording's events, offline from the edges of its decisions, labelled as the bouts in the label file.
+    """
+    from deg_live.recorder import read_recording
+    from deg_train.evaluation.metrics import compute_metrics
+
+    bundle = result["bundle"]
+    behaviours = list(bundle.behaviours)
+    offline = result.get("offline")
+    if offline is None:
+        return {}
+    n = len(labels)
+    off_probs, off_decisions = offline["probabilities"], offline["decisions"]
+    if off_probs.shape != (n, len(behaviours)) or off_decisions.shape != off_probs.shape:
+        raise DemoError(
+            f"the offline reference has {off_probs.shape} outputs for a video with {n} labelled frames and "
+            f"{len(behaviours)} behaviours"
+        )
+    off_metrics = compute_metrics(
+        labels[processed],
+        off_probs[processed],
+        decisions=off_decisions[processed],
+        thresholds=bundle.thresholds,
+        behaviours=behaviours,
+    )
+    events = read_recording(result["session_dir"])["events"]
+    shown = [k for k, b in enumerate(behaviours) if b != "background"]
+    onsets_live, events_live, onsets_offline, events_offline, bouts = {}, 0, {}, 0, {}
+    padded = np.vstack([np.zeros((1, len(behaviours)), bool), off_decisions[:last]]).astype(np.int8)
+    edges = np.diff(padded, axis=0)
+    for k in shown:
+        name = behaviours[k]
+        mine = [e for e in events if e["behaviour"] == name and int(e["frame_index"]) < last]
+        onsets_live[name] = sum(e["kind"] == "onset" for e in mine)
+        events_live += len(mine)
+        onsets_offline[name] = int(np.count_nonzero(edges[:, k] == 1))
+        events_offline += int(np.count_nonzero(edges[:, k]))
+        bouts[name] = count_bouts(labels[:last, k] == 1)
+
+    live_f1 = float(live_metrics.macro_f1)
+    off_f1 = float(off_metrics.macro_f1)
+    width = max(len(behaviours[k]) for k in shown) if shown else 10
+    say()
+    say(
+        f"== live vs offline on the same {int(processed.sum())} frames of this session; offline: {offline['source']}, "
+        "the same thresholds and causal postprocessing"
+    )
+    say(f"   {'behaviour':<{width}}  F1 live  F1 offline  onsets live  onsets offline  labelled bouts")
+    live_f1s = dict(zip(behaviours, live_metrics.values["f1"], strict=True))
+    off_f1s = dict(zip(behaviours, off_metrics.values["f1"], strict=True))
+    for k in shown:
+        name = behaviours[k]
+        say(
+            f"   {name:<{width}}  {live_f1s[name]:7.3f}  {off_f1s[name]:10.3f}  {onsets_live[name]:11d}  "
+            f"{onsets_offline[name]:14d}  {bouts[name]:14d}"
+        )
+    say(f"   {'macro F1':<{width}}  {live_f1:7.3f}  {off_f1:10.3f}   live - offline: {live_f1 - off_f1:+.3f}")
+    first = int(np.flatnonzero(processed)[0])
+    if first > 0:
+        say(
+            f"   (live began at frame {first}: the stream's first frames went out before deg-live's subscription was "
+            "up; offline begins at frame 0)"
+        )
+    say(
+        f"   onset/offset events (behaviours other than background) in {last} frames: live {events_live}, "
+        f"offline {events_offline}; onsets live {sum(onsets_live.values())}, offline "
+        f"{sum(onsets_offline.values())}, labelled bouts {sum(bouts.values())}"
+    )
+    return {
+        "offline_source": offline["source"],
+        "macro_f1_offline": off_f1,
+        "macro_f1_live_minus_offline": live_f1 - off_f1,
+        "f1_offline": {b: _number(v) for b, v in off_f1s.items()},
+        "events_live": events_live,
+        "events_offline": events_offline,
+        "onsets_live": onsets_live,
+        "onsets_offline": onsets_offline,
+        "labelled_bouts": bouts,
+    }
+
+
+def _number(value) -> float | None:
+    """A float for JSON; None where undefined (NaN: e.g. the F1 of a behaviour neither labelled nor predicted)."""
+    value = float(value)
+    return None if np.isnan(value) else value
 
 
 def _has_columns(metrics) -> bool:
@@ -664,6 +848,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--rate", type=float, default=None, help="replay rate in fps (default: the video's, real time)")
     p.add_argument("--max-frames", type=int, default=None, help="replay only the first N frames")
+    p.add_argument(
+        "--every-frame",
+        action="store_true",
+        help="process every frame in order (the lossless path; the replay waits for inference when it falls "
+        "behind) instead of the newest frame in real time: live and offline then see the same frames",
+    )
     p.add_argument("--no-viewer", action="store_true", help="do not open the viewer even with a display")
     p.add_argument(
         "--viewer-png", action="store_true", help="headless: run the live viewer offscreen and save <out>/viewer.png"
@@ -713,6 +903,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 say(f"== {why}: training one")
             state = train(args, procs, out)
         result = replay(args, procs, out, bundle_dir, state["held_out"])
+        result["offline"] = offline_reference(procs, out, result["bundle"], result["video"])
         report(result, out, state["held_out"])
         session_dir = result["session_dir"]
         if has_display() and not args.no_viewer:
