@@ -44,6 +44,19 @@ def test_defaults_yaml_matches_the_dataclass_defaults_and_comments_every_key():
         assert lines[i - 1].strip().startswith("#"), f"defaults.yaml line {i + 1} has no comment: {line}"
 
 
+@pytest.mark.parametrize("name", list_presets())
+def test_every_key_of_every_preset_is_commented(name):
+    lines = (PRESETS_DIR / f"{name}.yaml").read_text().splitlines()
+    assert lines[0].startswith("#"), f"{name}.yaml: starts without a comment saying what the preset is for"
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#") or stripped.endswith(":") or lines[i - 1].rstrip().endswith(","):
+            continue  # comments, section headers and continued flow mappings
+        if line.startswith(("base:", "preset:", "schema_version:")):
+            continue  # said by the header comment
+        assert lines[i - 1].strip().startswith("#") or " #" in line, f"{name}.yaml line {i + 1} has no comment: {line}"
+
+
 def test_preset_inherits_from_its_base(tmp_path):
     data = read_preset("tiny")
     assert "base" not in data
