@@ -621,6 +621,8 @@ def score_ours_seed(seed_project: Path, split: dict) -> dict | None:
         variants.append(("sequence (centred)", st["sequence_centred"]["run"]))
     for i, (stage, run) in enumerate(variants):
         seq = load_sequence(run)
+        post = getattr(seq, "postprocess", None)
+        result.setdefault("exclusive", bool(getattr(post, "exclusive", False)))  # softmax model, if the project is
         scores = {part: run_scores(project, seq, split[part]) for part in ("val", "test")}
         behaviours = list(seq.behaviours)
         if i == 0:
