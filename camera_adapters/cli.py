@@ -67,7 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("options", nargs="*", metavar="key=value", help="source settings (see above)")
         p.add_argument("--config", help="YAML file of source settings (options on the command line win)")
         p.add_argument("--bind", default=DEFAULT_BIND, help=f"live endpoint to publish on (default {DEFAULT_BIND})")
-        p.add_argument("--lossless", metavar="ENDPOINT", help="also publish every frame on this PUSH endpoint")
+        p.add_argument(
+            "--lossless",
+            metavar="ENDPOINT",
+            help="also publish every frame to ONE receiver (a recorder) on this endpoint",
+        )
         p.add_argument(
             "--lossless-block",
             action="store_true",
@@ -133,8 +137,8 @@ def _status_line(camera_id: str, info: dict) -> str:
             f"  lossless sent {info['lossless_sent']} queued {info['lossless_queued']} "
             f"DROPPED {info['lossless_dropped']}"
         )
-    if info.get("lossless_receivers", 0) > 1:
-        line += f"  {info['lossless_receivers']} LOSSLESS RECEIVERS (frames are split between them)"
+    if info.get("lossless_refused"):
+        line += f"  REFUSED {info['lossless_refused']} extra lossless receivers"
     if info.get("send_errors"):
         line += f"  SEND ERRORS {info['send_errors']}"
     return line
@@ -199,10 +203,10 @@ def cmd_publish(args: argparse.Namespace) -> int:
     print(f"deg-camera: {info['reason']}; {_status_line(args.camera_id, info)}", file=sys.stderr)
     if info["lossless_dropped"]:
         print(f"deg-camera: WARNING: the lossless path dropped {info['lossless_dropped']} frames", file=sys.stderr)
-    if info.get("lossless_receivers_max", 0) > 1:
+    if info.get("lossless_refused"):
         print(
-            f"deg-camera: WARNING: {info['lossless_receivers_max']} receivers were connected to the lossless "
-            "endpoint at once; each got only a share of the frames",
+            f"deg-camera: WARNING: {info['lossless_refused']} extra receivers tried the lossless endpoint and were "
+            "refused (one recorder per stream)",
             file=sys.stderr,
         )
     if info.get("send_errors"):

@@ -7,15 +7,18 @@ the network:
   2-slot queue (older unsent frames are replaced and counted in ``live_replaced``) and the PUB socket has a
   send high-water mark of 2, so a slow subscriber gets the newest frame, never a backlog. Subscribers drain
   with :class:`camera_adapters.subscriber.FrameSubscriber`.
-- **lossless** (PUSH, bound at ``lossless``, optional): every frame, in order, flow-controlled. Frames wait in a
-  bounded queue (``lossless_buffer`` frames) while the receiver is slow or not yet connected. If the queue is
-  full the publisher either drops the frame and says so loudly (``lossless_dropped``, an ERROR log line), or
-  with ``lossless_block=True`` makes ``publish()`` wait: then the source runs exactly as fast as the receiver
-  takes frames (replaying a file through a model with nothing skipped). Receive with
-  :class:`camera_adapters.subscriber.LosslessReceiver`; ONE receiver per lossless endpoint: PUSH would share
-  the frames between several, so the publisher watches who is connected (a socket monitor) and says loudly when
-  a second receiver completes its handshake (an ERROR log line, ``lossless_receivers_max`` > 1, the status line
-  of ``deg-camera``); the recorder counts the gaps that follow in its summary.
+- **lossless** (ROUTER, bound at ``lossless``, optional): every frame, in order, flow-controlled, to ONE
+  receiver. Frames wait in a bounded queue (``lossless_buffer`` frames) while the receiver is slow or not yet
+  connected. If the queue is full the publisher either drops the frame and says so loudly
+  (``lossless_dropped``, an ERROR log line), or with ``lossless_block=True`` makes ``publish()`` wait: then the
+  source runs exactly as fast as the receiver takes frames (replaying a file through a model with nothing
+  skipped). Receive with
+  :class:`camera_adapters.subscriber.LosslessReceiver` (a DEALER that announces itself when it connects). The
+  first receiver takes the stream and keeps it across reconnects; any other is refused while it is there
+  (it gets a refusal message and raises :class:`~camera_adapters.subscriber.ReceiverRefused`; the publisher logs
+  an ERROR and counts ``lossless_refused``), so no second consumer can take a share of the frames. A plain
+  PULL socket cannot connect at all (ZeroMQ refuses the socket-type pair). The recorder also counts any gap in
+  the frame indices it writes.
 
 :func:`stream` is the grab loop used by ``deg-camera``: it reads a source, publishes every frame, sends the
 end-of-stream message when the source ends or fails, and gives up on a camera that stays silent.
@@ -47,7 +50,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from camera_adapters.network import CurveServer, EndpointError, check_endpoint, secure_server, warn_if_open
 from camera_adapters.sources.base import FrameSource, SourceError, SourceTimeout
-from camera_adapters.wire import EndOfStream, Frame, encode_end, encode_frame
+from camera_adapters.wire import CONTROL_PING, CONTROL_REFUSED, EndOfStream, Frame, encode_end, encode_frame
 
 __all__ = ["EndpointError", "FramePublisher", "PublisherStats", "check_endpoint", "stream"]
 
@@ -122,8 +125,9 @@ class PublisherStats:
         lossless_queued: frames waiting for the lossless receiver now.
         latency_ms_median: capture -> live send, median over the last 1000 frames (ms).
         latency_ms_p99: the same, 99th percentile.
-        lossless_receivers: receivers connected to the lossless endpoint now (should be 1).
-        lossless_receivers_max: the most seen at once; above 1, frames were shared and the recording has gaps.
+        lossless_receivers: connections to the lossless endpoint now (1: the receiver).
+        lossless_receivers_max: the most connections seen at once.
+        lossless_refused: receivers refused because another one already takes the stream.
         send_errors: unexpected errors in the sender threads (logged with a traceback; the frame was skipped).
     """
 
@@ -137,11 +141,12 @@ class PublisherStats:
     latency_ms_p99: float | None
     lossless_receivers: int = 0
     lossless_receivers_max: int = 0
+    lossless_refused: int = 0
     send_errors: int = 0
 
 
 class FramePublisher:
-    """Publishes frames on a live PUB endpoint and, optionally, a lossless PUSH endpoint.
+    """Publishes frames on a live PUB endpoint and, optionally, a lossless ROUTER endpoint (one receiver).
 
     Args:
         endpoint: live endpoint to bind (``tcp://127.0.0.1:5555``, ``ipc:///tmp/cam0.sock``).
@@ -190,6 +195,7 @@ class FramePublisher:
         self._latencies: collections.deque[int] = collections.deque(maxlen=1000)
         self._published = self._live_sent = self._live_replaced = 0
         self._lossless_sent = self._lossless_dropped = 0
+        self._lossless_refused = 0
         self._send_errors = 0
         self._last_drop_log = 0.0
         self._last_error_log: dict[str, float] = {}  # per path: one traceback a second at most
@@ -217,10 +223,14 @@ class FramePublisher:
         self._lossless_queue: queue.Queue = queue.Queue(maxsize=max(1, lossless_buffer))
         self._lossless_abort = threading.Event()
         if lossless is not None:
-            self._lossless = self._ctx.socket(zmq.PUSH)
+            # ROUTER: frames go to one receiver, the first that announced itself; others are refused.
+            self._lossless = self._ctx.socket(zmq.ROUTER)
+            self._lossless.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a full or vanished receiver is an error, not a drop
+            self._lossless.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a receiver that reconnects keeps its place
             self._lossless.setsockopt(zmq.SNDHWM, 16)
             self._lossless.setsockopt(zmq.SNDTIMEO, 100)
             self._lossless.setsockopt(zmq.LINGER, 0)
+            self._lossless_owner: bytes | None = None
             try:
                 self._auth.append(secure_server(self._lossless, curve))
                 self.lossless_endpoint = _bind(self._lossless, lossless)
@@ -382,80 +392,149 @@ class FramePublisher:
             self._latencies.append(item.publish_time_ns - item.capture_time_ns)
 
     def _watch_lossless_peers(self) -> None:
-        """Read the lossless socket's monitor events; a second receiver is an ERROR (it takes a share of frames)."""
+        """Count the connections of the lossless socket from its monitor events (for the stats and close)."""
         while self._lossless_monitor.poll(0):
             event = recv_monitor_message(self._lossless_monitor)
-            before = self._lossless_peers.receivers
             self._lossless_peers.update(event["event"], event["value"])
-            now_peers = self._lossless_peers.receivers
-            if now_peers > 1 and now_peers > before:
-                log.error(
-                    "SECOND RECEIVER on the lossless endpoint %s: %d receivers are connected, and each takes a "
-                    "share of the frames, so no recording is complete. Stop the extra one (only one recorder per "
-                    "lossless endpoint); the recording's summary counts the frames it misses",
-                    self.lossless_endpoint,
-                    now_peers,
-                )
+
+    def _serve_lossless_receivers(self) -> None:
+        """Read the receivers' announcements: the first is served, any other is refused while it is there.
+
+        A receiver announces itself on every (re)connection (``ZMQ_PROBE_ROUTER``) with its routing id. The
+        owner keeps the stream across reconnects (same id); a newcomer is served only once the owner is gone,
+        which a ping tells at once (ROUTER_MANDATORY: EHOSTUNREACH for a peer that left).
+        """
+        self._watch_lossless_peers()
+        while True:
+            try:
+                parts = self._lossless.recv_multipart(flags=zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            identity = parts[0]
+            if identity == self._lossless_owner:
+                continue
+            if self._lossless_owner is not None and self._owner_alive():
+                self._refuse(identity)
+                continue
+            if self._lossless_owner is not None:
+                log.warning("lossless path: the receiver left; a new receiver takes the stream")
+            self._lossless_owner = identity
+            log.info("lossless path: a receiver connected to %s", self.lossless_endpoint)
+
+    def _owner_alive(self) -> bool:
+        try:
+            self._lossless.send_multipart([self._lossless_owner, CONTROL_PING], flags=zmq.NOBLOCK)
+        except zmq.Again:
+            return True  # its queue is full: it is there, just busy
+        except zmq.ZMQError as err:
+            if err.errno == zmq.EHOSTUNREACH:
+                self._lossless_owner = None
+                return False
+            raise
+        return True
+
+    def _refuse(self, identity: bytes) -> None:
+        with self._lock:
+            self._lossless_refused += 1
+            refused = self._lossless_refused
+        log.error(
+            "REFUSED A SECOND RECEIVER on the lossless endpoint %s (%d so far): one recorder per stream, and the "
+            "first one keeps it. Stop the other receiver",
+            self.lossless_endpoint,
+            refused,
+        )
+        reason = f"camera {self.camera_id!r}'s lossless endpoint already serves a receiver"
+        try:
+            self._lossless.send_multipart([identity, CONTROL_REFUSED, reason.encode()], flags=zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass  # it left already
+
+    def _wait_for_owner(self, since: float, warned: list[float]) -> bool:
+        """Wait up to 0.1 s for a receiver to take the stream; False when told to abort."""
+        if self._lossless_abort.is_set():
+            return False
+        if self._lossless.poll(100, zmq.POLLIN):
+            self._serve_lossless_receivers()
+        self._warn_waiting(since, warned)
+        return True
+
+    def _warn_waiting(self, since: float, warned: list[float]) -> None:
+        now = time.monotonic()
+        if now - since > 2.0 and now - warned[0] > 5.0:
+            warned[0] = now
+            log.warning(
+                "lossless path: no receiver has taken a frame for %.0f s (%s); %d frames waiting",
+                now - since,
+                self.lossless_endpoint,
+                self._lossless_queue.qsize(),
+            )
 
     def _lossless_loop(self) -> None:
-        warned = 0.0
+        warned = [0.0]
         while not self._lossless_abort.is_set():
             try:
-                self._watch_lossless_peers()
+                self._serve_lossless_receivers()
             except Exception:
-                self._send_error("lossless (receiver monitor)", None)
+                self._send_error("lossless (receivers)", None)
             try:
                 item = self._lossless_queue.get(timeout=0.1)
             except queue.Empty:
                 if self._stop.is_set():
                     return
                 continue
+            is_frame = not isinstance(item, tuple)
             try:
-                if isinstance(item, tuple) and item[0] is _END:
+                if is_frame:
+                    parts = encode_frame(item)
+                else:
                     parts = encode_end(
                         self.camera_id, stream_id=self.stream_id, frame_count=self._published, reason=item[1]
                     )
-                else:
-                    parts = encode_frame(item)
             except Exception:
                 self._send_error("lossless", item)
                 with self._lock:
                     self._lossless_dropped += 1
                 continue
-            since = time.monotonic()
-            while True:
-                try:
-                    self._lossless.send_multipart(parts, copy=False)
-                    if not isinstance(item, tuple):
-                        with self._lock:
-                            self._lossless_sent += 1
-                    break
-                except zmq.Again:
-                    if self._lossless_abort.is_set():
-                        if not isinstance(item, tuple):
-                            with self._lock:
-                                self._lossless_dropped += 1
-                        return
-                    try:
-                        self._watch_lossless_peers()
-                    except Exception:
-                        self._send_error("lossless (receiver monitor)", None)
-                    now = time.monotonic()
-                    if now - since > 2.0 and now - warned > 5.0:
-                        warned = now
-                        log.warning(
-                            "lossless path: no receiver has taken a frame for %.0f s (%s); %d frames waiting",
-                            now - since,
-                            self.lossless_endpoint,
-                            self._lossless_queue.qsize(),
-                        )
-                except zmq.ZMQError as err:
-                    if err.errno in (zmq.ETERM, zmq.ENOTSOCK):
-                        return
-                    self._send_error("lossless", item)
+            if not self._send_lossless(parts, is_frame, warned):
+                with self._lock:
+                    self._lossless_dropped += is_frame
+                if self._lossless_abort.is_set():
+                    return
+
+    def _send_lossless(self, parts: list, is_frame: bool, warned: list[float]) -> bool:
+        """Send one message to the receiver that owns the stream, waiting for it as long as it takes.
+
+        Returns False when the message could not be sent (told to abort, or an unexpected error, logged).
+        """
+        since = time.monotonic()
+        while True:
+            if self._lossless_owner is None:
+                if not self._wait_for_owner(since, warned):
+                    return False
+                continue
+            try:
+                self._lossless.send_multipart([self._lossless_owner, *parts], copy=False)
+                if is_frame:
                     with self._lock:
-                        self._lossless_dropped += not isinstance(item, tuple)
-                    break
+                        self._lossless_sent += 1
+                return True
+            except zmq.Again:  # the receiver is slow (its queue is full): wait for it
+                if self._lossless_abort.is_set():
+                    return False
+                try:
+                    self._serve_lossless_receivers()
+                except Exception:
+                    self._send_error("lossless (receivers)", None)
+                self._warn_waiting(since, warned)
+            except zmq.ZMQError as err:
+                if err.errno == zmq.EHOSTUNREACH:  # the receiver left: wait for it (or another) to come back
+                    log.warning("lossless path: the receiver at %s left; waiting for one", self.lossless_endpoint)
+                    self._lossless_owner = None
+                    continue
+                if err.errno in (zmq.ETERM, zmq.ENOTSOCK):
+                    return False
+                self._send_error("lossless", None)
+                return False
 
     # -- status and shutdown ------------------------------------------------------------------------------------
 
@@ -474,6 +553,7 @@ class FramePublisher:
                 latency_ms_p99=float(np.percentile(lat, 99)) if lat.size else None,
                 lossless_receivers=self._lossless_peers.receivers if self._lossless is not None else 0,
                 lossless_receivers_max=self._lossless_peers.most if self._lossless is not None else 0,
+                lossless_refused=self._lossless_refused,
                 send_errors=self._send_errors,
             )
 

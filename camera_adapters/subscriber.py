@@ -37,13 +37,17 @@ from __future__ import annotations
 
 import collections
 import logging
+import secrets
 import threading
 import time
 
 import zmq
 
+from camera_adapters.errors import UserFacingError
 from camera_adapters.network import CurveClient, EndpointError, secure_client
 from camera_adapters.wire import (
+    CONTROL_PING,
+    CONTROL_REFUSED,
     DEFAULT_LIMITS,
     TOPIC_PREFIX,
     EndOfStream,
@@ -56,6 +60,15 @@ from camera_adapters.wire import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class ReceiverRefused(UserFacingError):
+    """The lossless endpoint already serves another receiver: it refused this one (one recorder per stream).
+
+    ``fatal`` tells loops that catch user errors to stop rather than retry.
+    """
+
+    fatal = True
 
 
 class _SequenceCounters:
@@ -120,14 +133,22 @@ class _SequenceCounters:
 
 
 def _connect(
-    ctx: zmq.Context, kind: int, endpoint: str, rcvhwm: int, limits: FrameLimits, curve: CurveClient | None
+    ctx: zmq.Context,
+    kind: int,
+    endpoint: str,
+    rcvhwm: int,
+    limits: FrameLimits,
+    curve: CurveClient | None,
+    options: dict[int, int | bytes] | None = None,
 ) -> zmq.Socket:
-    """A receiving socket with the size ceiling and CURVE set, connected to ``endpoint``."""
+    """A receiving socket with the size ceiling, CURVE and ``options`` set, connected to ``endpoint``."""
     sock = ctx.socket(kind)
     try:
         sock.setsockopt(zmq.RCVHWM, rcvhwm)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.MAXMSGSIZE, limits.max_part_bytes)
+        for option, value in (options or {}).items():
+            sock.setsockopt(option, value)
         secure_client(sock, curve)
         sock.connect(endpoint)
     except zmq.ZMQError as err:
@@ -342,7 +363,9 @@ class LosslessReceiver:
     """Every frame from a publisher's lossless endpoint, in order, flow-controlled (for recorders).
 
     The publisher waits (or, without ``lossless_block``, buffers and then drops loudly) while this receiver is
-    slow, so nothing is lost silently. Connect only one receiver per lossless endpoint.
+    slow, so nothing is lost silently. One receiver per lossless endpoint: a DEALER socket that announces itself
+    when it connects (``ZMQ_PROBE_ROUTER``, with a fixed routing id so a reconnect is recognised); the
+    publisher's ROUTER serves the first one and refuses any other, which then raises :class:`ReceiverRefused`.
 
     Args:
         endpoint: the publisher's lossless endpoint.
@@ -371,14 +394,16 @@ class LosslessReceiver:
         self.limits = limits
         self._own_ctx = context is None
         self._ctx = context or zmq.Context()
+        options = {zmq.PROBE_ROUTER: 1, zmq.ROUTING_ID: b"rx-" + secrets.token_hex(8).encode()}
         try:
-            self._sock = _connect(self._ctx, zmq.PULL, endpoint, 16, limits, curve)
+            self._sock = _connect(self._ctx, zmq.DEALER, endpoint, 16, limits, curve, options)
         except BaseException:
             if self._own_ctx:
                 self._ctx.term()
             raise
         self._counters = _SequenceCounters(camera_id)
         self._closed = False
+        self._refused: ReceiverRefused | None = None
 
     received = property(lambda self: self._counters.received, doc="Valid frames decoded.")
     gaps = property(lambda self: self._counters.gaps, doc="Frames missing from the index sequence.")
@@ -396,9 +421,12 @@ class LosslessReceiver:
 
         Raises:
             EndOfStream: the publisher ended the stream (every frame before it has been returned).
+            ReceiverRefused: the publisher serves another receiver (raised again by every later call).
         """
         if self._closed:
             raise RuntimeError("receiver is closed")
+        if self._refused is not None:
+            raise self._refused
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -408,6 +436,10 @@ class LosslessReceiver:
                     return None
                 continue
             parts = self._sock.recv_multipart(copy=False)
+            if len(parts) <= 2 and parts[0].bytes in (CONTROL_PING, CONTROL_REFUSED):
+                if parts[0].bytes == CONTROL_REFUSED:
+                    self._refuse(parts)
+                continue  # a ping: the publisher checks that this receiver is still there
             try:
                 message = decode_message(parts, self.limits)
                 if not self._counters.accept(message):
@@ -421,6 +453,16 @@ class LosslessReceiver:
             if isinstance(message, EndOfStream):
                 raise message
             return message
+
+    def _refuse(self, parts: list) -> None:
+        reason = parts[1].bytes.decode("utf-8", "replace")[:300] if len(parts) > 1 else ""
+        self._refused = ReceiverRefused(
+            f"the lossless endpoint {self.endpoint} refused this receiver: {reason or 'another receiver is served'}. "
+            "Only one recorder per lossless endpoint: stop the other one, or give this one its own endpoint"
+        )
+        log.error("%s", self._refused)
+        self._sock.close(linger=0)  # leave at once: the publisher must not wait for us at its end
+        raise self._refused
 
     def __iter__(self):
         """Frames until the publisher's end of stream."""
@@ -437,7 +479,8 @@ class LosslessReceiver:
         if self._closed:
             return
         self._closed = True
-        self._sock.close(linger=0)
+        if not self._sock.closed:
+            self._sock.close(linger=0)
         if self._own_ctx:
             self._ctx.term()
 

@@ -57,6 +57,9 @@ MAX_DIMENSION = 65536
 MAX_TOPIC_BYTES = 512
 DEFAULT_MAX_PIXELS = 4096 * 4096
 MAX_FRAME_INDEX = 2**53 - 1  # exact in every JSON reader (JavaScript's numbers too)
+# Control messages of the lossless path (publisher -> receiver), never confused with a frame's "frames/" topic:
+CONTROL_PING = b"control/ping"  # [CONTROL_PING]: is the receiver still there? (ignored by receivers)
+CONTROL_REFUSED = b"control/refused"  # [CONTROL_REFUSED, reason]: another receiver already takes this stream
 
 # pixel_format -> (channels or None for 2-D, dtype name)
 PIXEL_FORMATS: dict[str, tuple[int | None, str]] = {

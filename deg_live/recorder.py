@@ -539,8 +539,11 @@ class Recorder:
                 if stopping or self._stop.is_set():
                     break
                 continue  # a new stream may follow (the camera adapter restarted): keep recording
-            except UserFacingError as err:  # a malformed message: the receiver counts it; keep going
-                logger.warning("recorder: %s", err)
+            except UserFacingError as err:
+                if getattr(err, "fatal", False):  # refused by the camera: another receiver records this stream
+                    self._fail(err, self.video_path)
+                    break
+                logger.warning("recorder: %s", err)  # a malformed message: the receiver counts it; keep going
                 continue
             except Exception as err:
                 if self._stop.is_set():  # the receiver was closed under us by close()

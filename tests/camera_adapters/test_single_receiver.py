@@ -1,10 +1,9 @@
-"""The lossless path has one receiver: a second one is noticed by the camera side, and its theft by the recorder.
+"""The lossless path has one receiver: a second one is refused (and fails loudly); gaps are counted anyway.
 
-Real sockets on loopback, a real Recorder; the second receiver is a plain ZeroMQ PULL socket, as a stray
-script would connect one.
+Real sockets on loopback, a real Recorder; the second receivers are another LosslessReceiver and a plain
+ZeroMQ PULL socket, as a stray script would connect one.
 """
 
-import json
 import logging
 import time
 
@@ -13,8 +12,8 @@ import pytest
 import zmq
 
 from camera_adapters.publisher import FramePublisher
-from camera_adapters.subscriber import FrameSubscriber, LosslessReceiver
-from camera_adapters.wire import Frame
+from camera_adapters.subscriber import FrameSubscriber, LosslessReceiver, ReceiverRefused
+from camera_adapters.wire import Frame, encode_frame
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -30,7 +29,7 @@ def _wait(predicate, what: str, timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
-def test_a_second_lossless_receiver_is_reported_by_the_camera_and_its_gaps_by_the_recorder(tmp_path, caplog):
+def test_a_second_lossless_receiver_is_refused_and_the_recording_stays_whole(tmp_path, caplog):
     from deg_live.recorder import Recorder, read_recording
 
     ctx = zmq.Context.instance()
@@ -40,47 +39,86 @@ def test_a_second_lossless_receiver_is_reported_by_the_camera_and_its_gaps_by_th
     ):
         recorder = Recorder(tmp_path, "cam0", ["background", "a"], [0.5, 0.5], session="s", ballast_bytes=0)
         recorder.start(LosslessReceiver(pub.lossless_endpoint, "cam0"))
-        _wait(lambda: pub.stats().lossless_receivers == 1, "the recorder to connect")
-        assert "SECOND RECEIVER" not in caplog.text
-        thief = ctx.socket(zmq.PULL)
+        pub.publish(_frame(0))  # sent once the recorder has announced itself: it owns the stream
+        _wait(lambda: pub.stats().lossless_sent == 1, "the recorder to take the stream")
+        second = LosslessReceiver(pub.lossless_endpoint, "cam0")
+        thief = ctx.socket(zmq.PULL)  # a plain PULL cannot even complete the handshake with the ROUTER
         thief.connect(pub.lossless_endpoint)
         try:
-            _wait(lambda: pub.stats().lossless_receivers == 2, "the publisher to notice the second receiver")
-            assert "SECOND RECEIVER on the lossless endpoint" in caplog.text
-            for i in range(60):
+            with pytest.raises(ReceiverRefused, match="refused this receiver"):
+                second.recv(timeout=10)
+            with pytest.raises(ReceiverRefused):  # and stays refused
+                second.recv(timeout=0)
+            assert pub.stats().lossless_refused == 1
+            assert "REFUSED A SECOND RECEIVER" in caplog.text
+            for i in range(1, 60):
                 pub.publish(_frame(i))
             _wait(lambda: pub.stats().lossless_sent == 60, "the frames to go out")
-            stolen = []
-            while thief.poll(1000) and len(stolen) < 60:
-                stolen.append(thief.recv_multipart())
-            assert stolen  # the second receiver did take frames: that is what PUSH does
-            _wait(lambda: recorder.frames_written + len(recorder._pending) >= 60 - len(stolen), "the recording")
+            assert not thief.poll(200)
         finally:
+            second.close()
             thief.close(0)
+        _wait(lambda: recorder.frames_written + len(recorder._pending) >= 60, "the recording")
         recorder.close()
-        stats = pub.stats()
-    assert stats.lossless_receivers_max == 2 and stats.lossless_dropped == 0  # "0 dropped", yet frames are gone
     info = read_recording(tmp_path / "s")["info"]
-    assert info["frames_written"] == 60 - len(stolen)
-    # Every stolen frame before the last recorded one is a counted gap (one after it cannot be seen as missing).
-    taken = [json.loads(parts[1])["frame_index"] for parts in stolen]
-    last = max(set(range(60)) - set(taken))
-    assert info["frames_missing"] == sum(i < last for i in taken) > 0 and info["index_gaps"] > 0
-    assert "second receiver" in info["warnings"][0]
-    assert "frames missing before frame" in caplog.text
+    assert info["frames_written"] == 60 and info["frames_missing"] == 0 and info["warnings"] == []
 
 
-def test_one_receiver_and_reconnects_are_not_reported(caplog):
+def test_a_refused_recorder_fails_loudly(tmp_path):
+    from deg_live.recorder import Recorder, read_recording
+
+    with FramePublisher("tcp://127.0.0.1:*", lossless="tcp://127.0.0.1:*") as pub:
+        with LosslessReceiver(pub.lossless_endpoint, "cam0") as first:
+            pub.publish(_frame(0))
+            assert first.recv(timeout=10).index == 0
+            recorder = Recorder(tmp_path, "cam0", ["background", "a"], [0.5, 0.5], session="s", ballast_bytes=0)
+            recorder.start(LosslessReceiver(pub.lossless_endpoint, "cam0"))
+            _wait(lambda: recorder.failed is not None, "the second recorder to be refused")
+            recorder.close()
+    info = read_recording(tmp_path / "s")["info"]
+    assert info["status"] == "failed" and "refused this receiver" in info["failure"]
+
+
+def test_gaps_in_the_recorded_indices_are_counted_in_the_summary(tmp_path, caplog):
+    """Frames lost before the recorder (at the camera, or on the way) are counted, logged and summarised."""
+    from deg_live.recorder import Recorder, read_recording
+
+    ctx = zmq.Context.instance()
+    router = ctx.socket(zmq.ROUTER)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    recorder = Recorder(tmp_path, "cam0", ["background", "a"], [0.5, 0.5], session="s", ballast_bytes=0)
+    try:
+        with caplog.at_level(logging.ERROR):
+            recorder.start(LosslessReceiver(f"tcp://127.0.0.1:{port}", "cam0"))
+            assert router.poll(10_000)
+            receiver = router.recv_multipart()[0]
+            sent = [*range(10), *range(15, 20), *range(22, 30)]  # 5 + 2 frames missing, in 2 places
+            for i in sent:
+                router.send_multipart([receiver, *encode_frame(_frame(i))])
+            _wait(lambda: recorder.frames_written + len(recorder._pending) >= len(sent), "the recording")
+            recorder.close()
+    finally:
+        router.close(0)
+    info = read_recording(tmp_path / "s")["info"]
+    assert info["frames_written"] == len(sent)
+    assert info["frames_missing"] == 7 and info["index_gaps"] == 2
+    assert "7 frames are missing" in info["warnings"][0]
+    assert "frames missing before frame 10" not in caplog.text and "frames missing before frame 15" in caplog.text
+
+
+def test_a_recorder_that_restarts_takes_the_stream_again(caplog):
+    """One receiver at a time is never refused: the next one takes over once the previous one left."""
     with (
         caplog.at_level(logging.ERROR),
         FramePublisher("tcp://127.0.0.1:*", lossless="tcp://127.0.0.1:*") as pub,
     ):
-        for _ in range(3):  # the recorder restarts: one receiver at a time
-            with LosslessReceiver(pub.lossless_endpoint, "cam0"):
-                _wait(lambda: pub.stats().lossless_receivers == 1, "the receiver to connect")
+        for i in range(3):
+            with LosslessReceiver(pub.lossless_endpoint, "cam0") as rx:
+                pub.publish(_frame(i))
+                assert rx.recv(timeout=10).index == i
             _wait(lambda: pub.stats().lossless_receivers == 0, "the receiver to leave")
-        assert pub.stats().lossless_receivers_max == 1
-    assert "SECOND RECEIVER" not in caplog.text
+        assert pub.stats().lossless_refused == 0 and pub.stats().lossless_receivers_max == 1
+    assert "REFUSED" not in caplog.text
 
 
 def test_a_frame_that_cannot_be_sent_does_not_stop_the_sender_threads(caplog):

@@ -104,8 +104,8 @@ def test_malformed_messages_are_rejected_and_counted_and_the_receiver_goes_on(ca
     ctx = zmq.Context.instance()
     pub = ctx.socket(zmq.PUB)
     port = pub.bind_to_random_port("tcp://127.0.0.1")
-    push = ctx.socket(zmq.PUSH)
-    push_port = push.bind_to_random_port("tcp://127.0.0.1")
+    router = ctx.socket(zmq.ROUTER)  # the lossless path's socket type: the receiver announces itself
+    push_port = router.bind_to_random_port("tcp://127.0.0.1")
     good = Frame(index=0, pixels=np.zeros((8, 8, 3), np.uint8), camera_id="cam0", capture_time_ns=1)
     header_ok = encode_frame(good)
     bad_messages = [
@@ -120,21 +120,23 @@ def test_malformed_messages_are_rejected_and_counted_and_the_receiver_goes_on(ca
         LosslessReceiver(f"tcp://127.0.0.1:{push_port}") as rx,
     ):
         time.sleep(0.3)
+        assert router.poll(5000)
+        receiver = router.recv_multipart()[0]  # its announcement (ZMQ_PROBE_ROUTER)
         for i in range(3):
             for bad in bad_messages:
                 pub.send_multipart(bad)
-                push.send_multipart(bad)
+                router.send_multipart([receiver, *bad])
             good.index = i
             parts = encode_frame(good)
             pub.send_multipart(parts)
-            push.send_multipart(parts)
+            router.send_multipart([receiver, *parts])
         got = [sub.recv(timeout=3).index for _ in range(3)]
         got_rx = [rx.recv(timeout=3).index for _ in range(3)]
         assert got == got_rx == [0, 1, 2]
         assert sub.rejected == rx.rejected == 12
     assert "rejected a malformed frame message" in caplog.text
     pub.close(0)
-    push.close(0)
+    router.close(0)
 
 
 def test_restart_and_camera_filter_are_counted():

@@ -1,9 +1,10 @@
 """Poison messages between valid frames, sent to a real ``deg-live run`` process over real sockets.
 
 The test plays the camera adapter with raw ZeroMQ sockets (XPUB for the live path, so it knows when deg-live has
-subscribed; PUSH for the lossless path) and sends, before every valid frame, the messages that once made the
-receiver deaf or the recorder stop: a header nested 30,000 deep, a 5,000-digit integer, a frame index of 2**70,
-an oversize frame, garbage bytes, a missing part, a header that is not an object. Every valid frame after
+subscribed; ROUTER for the lossless path, serving deg-live's receiver) and sends, before every valid frame, the
+messages that once made the receiver deaf or the recorder stop: a header nested 30,000 deep, a 5,000-digit
+integer, a frame index of 2**70, an oversize frame, garbage bytes, a missing part, a header that is not an
+object. Every valid frame after
 them must still be processed (its state message comes out) and recorded (the recording has every one, in order,
 nothing missing), the poison counted, and the process must exit 0 with the right status.
 """
@@ -58,6 +59,24 @@ def _poison(i: int) -> list[list[bytes]]:
     ]
 
 
+class _LosslessCamera:
+    """The camera side of the lossless path: a ROUTER that serves the receiver once it has announced itself."""
+
+    def __init__(self, ctx: zmq.Context, endpoint: str):
+        self.sock = ctx.socket(zmq.ROUTER)
+        self.sock.bind(endpoint)
+        self.receiver: bytes | None = None
+
+    def send_multipart(self, parts: list) -> None:
+        if self.receiver is None:  # wait for deg-live's receiver to connect and announce itself
+            assert self.sock.poll(120_000), "deg-live's lossless receiver never connected"
+            self.receiver = self.sock.recv_multipart()[0]
+        self.sock.send_multipart([self.receiver, *parts])
+
+    def close(self, linger: int = 0) -> None:
+        self.sock.close(linger)
+
+
 def _deg_live(args: list[str]) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "deg_live.cli", "run", *args, "--quiet", "--warmup", "2", "--backend", "onnxruntime"],
@@ -87,8 +106,7 @@ def test_poison_between_live_frames_leaves_deg_live_hearing_and_recording(tiny, 
     ctx = zmq.Context()
     xpub = ctx.socket(zmq.XPUB)
     xpub.bind(live)
-    push = ctx.socket(zmq.PUSH)
-    push.bind(lossless)
+    push = _LosslessCamera(ctx, lossless)
     record = tmp_path / "rec"
     runner = _deg_live(
         ["--bundle", str(tiny.path), "--frames", live, "--lossless", lossless, "--record", str(record),
@@ -104,7 +122,7 @@ def test_poison_between_live_frames_leaves_deg_live_hearing_and_recording(tiny, 
             while True:
                 parts = _frame(i)
                 xpub.send_multipart(parts)
-                push.send_multipart(parts)  # blocks until the recorder's receiver is connected
+                push.send_multipart(parts)  # waits for the recorder's receiver to connect
                 i += 1
                 msg = states.recv(timeout=0.3)
                 if msg is not None:
@@ -147,8 +165,7 @@ def test_poison_between_live_frames_leaves_deg_live_hearing_and_recording(tiny, 
 def test_poison_on_the_every_frame_path_neither_crashes_nor_marks_a_bad_recording_complete(tiny, tmp_path):
     lossless, events = f"ipc://{tmp_path}/all", f"ipc://{tmp_path}/events"
     ctx = zmq.Context()
-    push = ctx.socket(zmq.PUSH)
-    push.bind(lossless)
+    push = _LosslessCamera(ctx, lossless)
     record = tmp_path / "rec"
     runner = _deg_live(
         ["--bundle", str(tiny.path), "--frames", lossless, "--every-frame", "--exit-at-end", "--record", str(record),
