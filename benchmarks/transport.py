@@ -6,7 +6,7 @@ process (FramePublisher) sends pre-rendered frames and this process receives the
 - one-way latency: publish -> decoded in the subscriber (``receive_time_ns - publish_time_ns``, both
   ``time.time_ns()`` on one machine), median and p99; and capture -> decoded;
 - rate: frames decoded per second, and how many the live path skipped (``gaps``: dropped at the high-water mark
-  because the subscriber was behind). Unpaced runs use the lossless path (PUSH/PULL, the publisher blocks on
+  because the subscriber was behind). Unpaced runs use the lossless path (ROUTER/DEALER, the publisher blocks on
   the receiver), so every frame arrives and the rate is the most the transport carries; their latency includes
   the frames queued in ZeroMQ's pipes under saturation, so it is not the number that matters for live use.
 
