@@ -37,6 +37,8 @@ from torch import nn
 from tqdm import tqdm
 
 from camera_adapters.errors import UserFacingError
+from camera_adapters.video import VideoReader
+from deg_live import __version__
 from deg_live.bundle import (
     Bundle,
     GraphSpec,
@@ -49,6 +51,13 @@ from deg_live.bundle import (
     read_bundle,
     write_bundle,
 )
+from deg_train.inference.extract import load_encoder
+from deg_train.inference.predict import check_compatible, load_sequence, read_thresholds
+from deg_train.models.checkpoints import CheckpointError, checkpoint_path, list_runs, load_checkpoint, run_stage
+from deg_train.models.feature.two_stream import TwoStream
+from deg_train.models.frame_encoder import FrameEncoder, SequenceStep
+from deg_train.models.registry import create_model
+from deg_train.training.presets import get_preset, sequence_kwargs, two_stream_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +82,6 @@ class Tolerance:
 
 
 def _producer() -> str:
-    from deg_live import __version__
-
     return f"deg_train {__version__} (torch {torch.__version__})"
 
 
@@ -470,8 +477,6 @@ def _is_project(path: Path) -> bool:
 
 def _is_causal(run: Path) -> bool:
     """Whether a sequence run's model is causal (from its checkpoint; unreadable runs count as not)."""
-    from deg_train.models.checkpoints import CheckpointError, load_checkpoint
-
     try:
         meta = load_checkpoint(run)
     except CheckpointError:
@@ -490,8 +495,6 @@ def resolve_runs(path: str | os.PathLike, feature_run: str | os.PathLike | None 
     Raises:
         ExportError: nothing to export there.
     """
-    from deg_train.models.checkpoints import CheckpointError, checkpoint_path, list_runs, load_checkpoint, run_stage
-
     path = Path(path).expanduser()
     if not path.exists():
         raise ExportError(f"{path}: no such run or project directory")
@@ -560,10 +563,6 @@ def export_runs(
     Raises:
         ExportError / CheckpointError / InferenceError: runs that are missing, centred, or do not fit.
     """
-    from deg_train.inference.extract import load_encoder
-    from deg_train.inference.predict import check_compatible, load_sequence, read_thresholds
-    from deg_train.models.frame_encoder import SequenceStep
-
     encoder = load_encoder(feature_run)
     sequence = load_sequence(sequence_run)
     check_compatible(encoder, sequence)
@@ -577,8 +576,6 @@ def export_runs(
     height, width = encoder.size
     frames = None
     if example_video is not None:
-        from camera_adapters.video import VideoReader
-
         with VideoReader(example_video, size=(height, width)) as video:
             frames = video.read_range(0, min(len(video), 2 * encoder.frames_per_window))
     config = encoder.meta.get("config") or {}
@@ -669,11 +666,6 @@ def export_random(
         seed: torch seed for the random weights.
         **kwargs: passed to :func:`export_bundle` (``overwrite``, ``torch_programs``...).
     """
-    from deg_train.models.feature.two_stream import TwoStream
-    from deg_train.models.frame_encoder import FrameEncoder, SequenceStep
-    from deg_train.models.registry import create_model
-    from deg_train.training.presets import get_preset, sequence_kwargs, two_stream_kwargs
-
     torch.manual_seed(seed)
     spec = get_preset(preset)
     height, width = size or tuple(spec["input_size"])

@@ -28,6 +28,12 @@ from typing import Any
 
 from camera_adapters.errors import UserFacingError
 from camera_adapters.files import atomic_write_text
+from deg_train.evaluation.evaluate import evaluate_run, pick_run_thresholds
+from deg_train.inference.extract import extract_features
+from deg_train.models.checkpoints import is_done, new_run_dir
+from deg_train.project.layout import Project
+from deg_train.training.config import load_config
+from deg_train.training.stages import project_split, train_features, train_flow, train_sequence
 
 log = logging.getLogger(__name__)
 
@@ -86,15 +92,7 @@ def train_all(
     Raises:
         TrainAllError: the recorded pipeline used other settings (use ``fresh``).
     """
-    from deg_train.evaluation.evaluate import evaluate_run, pick_run_thresholds
-    from deg_train.inference.extract import extract_features
-    from deg_train.models.checkpoints import is_done, new_run_dir
-    from deg_train.training.config import load_config
-    from deg_train.training.stages import project_split, train_features, train_flow, train_sequence
-
     if not hasattr(project, "videos"):
-        from deg_train.project.layout import Project
-
         project = Project.open(project)
     overrides = list(overrides or [])
     config = load_config(preset, overrides)

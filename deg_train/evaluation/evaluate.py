@@ -32,10 +32,12 @@ from tqdm import tqdm
 
 from camera_adapters.errors import UserFacingError
 from camera_adapters.files import atomic_write_text
+from camera_adapters.video import VideoReader, probe
 from deg_live.outputs import list_groups, read_outputs
 from deg_live.postprocess import CausalPostprocessor, PostprocessSettings, offline_cleanup
 from deg_train.evaluation.metrics import TABLE_COLUMNS, MetricsReport, compute_metrics, threshold_search
 from deg_train.evaluation.onsets import EventsConfig, choose_postprocess
+from deg_train.inference.extract import extract_features
 from deg_train.inference.predict import (
     LoadedSequence,
     load_sequence,
@@ -44,6 +46,7 @@ from deg_train.inference.predict import (
     write_thresholds_file,
 )
 from deg_train.inference.videos import resolve_sequence_run
+from deg_train.models.checkpoints import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +92,6 @@ def _ensure_features(project: Any, seq: LoadedSequence, names: Sequence[str], de
         feature_run = (seq.meta.get("extra") or {}).get("feature_run")
         if not feature_run:
             raise EvaluationError(f"videos {missing} have no features and the sequence run names no feature run")
-        from deg_train.inference.extract import extract_features
 
         log.info("extracting features of %s first", missing)
         extract_features(project, feature_run, missing, device=device)
@@ -203,8 +205,6 @@ def events_config(meta: dict[str, Any]) -> EventsConfig:
 
 def _fps(project: Any, names: Sequence[str]) -> float:
     """The videos' frame rate (the first one that says; 30 if none does), for false onsets per minute."""
-    from camera_adapters.video import probe
-
     for name in names:
         try:
             fps = probe(project.video(name).video_path, exact=False).fps
@@ -500,8 +500,6 @@ def evaluate_run(
         feature_run = extra.get("feature_run")
         if feature_run:
             try:
-                from deg_train.models.checkpoints import load_checkpoint
-
                 flow_run = (load_checkpoint(feature_run).get("extra") or {}).get("flow_run")
                 if flow_run:
                     runs.append(Path(flow_run))
@@ -525,8 +523,6 @@ def evaluate_run(
         decisions = CausalPostprocessor(seq.thresholds, seq.postprocess).run(chosen.probabilities)[0]
         fps = None
         try:
-            from camera_adapters.video import VideoReader
-
             with VideoReader(project.video(chosen.name).video_path) as reader:
                 fps = reader.fps or None
         except UserFacingError:

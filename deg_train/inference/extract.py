@@ -36,6 +36,9 @@ from camera_adapters.errors import UserFacingError
 from camera_adapters.video import VideoReader
 from deg_live.outputs import group_attrs, outputs_path_for, write_outputs
 from deg_live.windows import iter_causal_windows
+from deg_train.models.checkpoints import build_model_from_checkpoint
+from deg_train.models.frame_encoder import FrameEncoder
+from deg_train.project.frame_cache import FrameCache
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +106,6 @@ def load_encoder(feature_run: str | os.PathLike | LoadedEncoder, *, device: str 
     """
     if isinstance(feature_run, LoadedEncoder):
         return feature_run
-    from deg_train.models.checkpoints import build_model_from_checkpoint
-    from deg_train.models.frame_encoder import FrameEncoder
 
     model, meta = build_model_from_checkpoint(feature_run, expect_stage="feature")
     config = meta.get("config") or {}
@@ -143,8 +144,6 @@ def encoder_from_model(
     device: str = "cpu",
 ) -> LoadedEncoder:
     """A :class:`LoadedEncoder` from an in-memory :class:`TwoStream` (tests, export checks); no run directory."""
-    from deg_train.models.frame_encoder import FrameEncoder
-
     encoder = FrameEncoder(model)
     return LoadedEncoder(
         encoder=prepare_for_inference(encoder, device),
@@ -376,8 +375,6 @@ def _existing_cache(video: str | os.PathLike, cache_dir: str | os.PathLike, size
     An existing cache is reused (or rebuilt by ``FrameCache.open`` if the video changed); extraction never builds
     a cache just for itself.
     """
-    from deg_train.project.frame_cache import FrameCache
-
     data_path, meta_path = FrameCache.paths_for(Path(video).resolve(), cache_dir, size)
     if not (data_path.is_file() and meta_path.is_file()):
         return None

@@ -41,6 +41,7 @@ from camera_adapters.errors import UserFacingError
 from camera_adapters.files import atomic_output, atomic_write_text
 from deg_live.postprocess import CausalPostprocessor, PostprocessSettings, Transition, offline_cleanup
 from deg_train.inference.extract import LoadedEncoder, encode_video, is_exclusive, load_encoder, probabilities
+from deg_train.models.checkpoints import build_model_from_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,6 @@ def load_sequence(sequence_run: str | os.PathLike | LoadedSequence, *, device: s
     """
     if isinstance(sequence_run, LoadedSequence):
         return sequence_run
-    from deg_train.models.checkpoints import build_model_from_checkpoint
 
     model, meta = build_model_from_checkpoint(sequence_run, expect_stage="sequence")
     behaviours = list(meta["behaviours"])

@@ -51,6 +51,7 @@ from deg_live.labels import (
     read_labels,
     write_labels,
 )
+from deg_train.project.frame_cache import FrameCache
 from deg_train.project.settings import ProjectSettings, load_project_settings
 from deg_train.project.splits import Split, make_split
 
@@ -661,8 +662,6 @@ class Project:
 
     def frame_cache(self, name: str, size: tuple[int, int], *, progress: bool = True):
         """The :class:`deg_train.project.frame_cache.FrameCache` of video ``name`` at ``size``, built if needed."""
-        from deg_train.project.frame_cache import FrameCache
-
         return FrameCache.open(self.video(name).video_path, self.cache_dir, size=size, progress=progress)
 
     def exclusive_behaviours(self, names: Iterable[str] | None = None) -> tuple[bool, str]:

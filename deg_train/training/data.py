@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from camera_adapters.errors import UserFacingError
+from deg_train.project.frame_cache import FrameCache
 
 
 class DatasetError(UserFacingError, ValueError):
@@ -55,8 +56,6 @@ class ClipDataset(Dataset):
         skip_unlabelled: bool | None = None,
         progress: bool = True,
     ) -> None:
-        from deg_train.project.frame_cache import FrameCache
-
         if not videos:
             raise DatasetError("no videos given for this dataset; check the split (deg-train split)")
         self.frames_per_window = int(frames_per_window)

@@ -34,10 +34,31 @@ import torch
 from torch import nn
 
 from camera_adapters.errors import UserFacingError
-from deg_train.models.checkpoints import build_model_from_checkpoint, new_run_dir, resolve_run
+from deg_live.outputs import read_features
+from deg_train.evaluation.metrics import threshold_search
+from deg_train.inference.extract import extract_features, latent_name_for
+from deg_train.models.checkpoints import (
+    build_model_from_checkpoint,
+    load_checkpoint,
+    new_run_dir,
+    resolve_run,
+    run_stage,
+)
+from deg_train.models.registry import create_model
+from deg_train.models.weights import load_weights
 from deg_train.training.augment import ClipAugment, model_normalisation, prepare_clips
 from deg_train.training.config import TrainConfig, save_config
 from deg_train.training.data import ClipDataset
+from deg_train.training.losses import (
+    MaskedFocalBCE,
+    MaskedSoftmaxCE,
+    MotionNetLoss,
+    class_weight_from_counts,
+    init_bias_from_counts,
+    init_softmax_bias_from_counts,
+    pos_weight_from_counts,
+)
+from deg_train.training.sequence_data import SequenceDataset, collate_sequences
 from deg_train.training.trainer import (
     CheckpointInfo,
     Task,
@@ -127,7 +148,6 @@ def _prepare_run(project: Any, config: TrainConfig, stage: str, arch: str, run_d
 def _check_resume(run_dir: str | os.PathLike | None, stage: str) -> None:
     if run_dir is None:
         return
-    from deg_train.models.checkpoints import run_stage
 
     found = run_stage(run_dir)
     if found is not None and found != stage:
@@ -195,9 +215,6 @@ def train_flow(project: Any, config: TrainConfig, run_dir: str | os.PathLike | N
         config: the resolved training config (``data``, ``augment``, ``flow``, ``train`` sections are used).
         run_dir: an existing flow run to resume; None starts a new run.
     """
-    from deg_train.models.registry import create_model
-    from deg_train.training.losses import MotionNetLoss
-
     _check_resume(run_dir, "flow")
     split = project_split(project)
     size, T = tuple(config.data.size), config.data.frames_per_window
@@ -258,8 +275,6 @@ def f1_summary(probs: np.ndarray, labels: np.ndarray, behaviours: list[str], pre
         ``{prefix + "f1": macro, prefix + "f1_<name>": ...}``; behaviours without positives are NaN and left out
         of the macro mean.
     """
-    from deg_train.evaluation.metrics import threshold_search
-
     search = threshold_search(probs, labels)
     cols = _behaviour_columns(behaviours)
     f1 = search.f1[cols]
@@ -350,14 +365,11 @@ def _with_exclusive(config: TrainConfig, exclusive: bool) -> TrainConfig:
 
 def _class_loss(section: Any, pos: np.ndarray, neg: np.ndarray, exclusive: bool = False) -> nn.Module:
     if exclusive:
-        from deg_train.training.losses import MaskedSoftmaxCE, class_weight_from_counts
-
         return MaskedSoftmaxCE(
             class_weight=class_weight_from_counts(pos, beta=section.pos_weight_beta),
             gamma=section.focal_gamma,
             label_smoothing=section.label_smoothing,
         )
-    from deg_train.training.losses import MaskedFocalBCE, pos_weight_from_counts
 
     pos_weight = pos_weight_from_counts(pos, neg, beta=section.pos_weight_beta)
     return MaskedFocalBCE(
@@ -368,8 +380,6 @@ def _class_loss(section: Any, pos: np.ndarray, neg: np.ndarray, exclusive: bool 
 
 
 def _load_initial_weights(model: nn.Module, path: str) -> None:
-    from deg_train.models.weights import load_weights
-
     load_weights(model, path, source="auto")
     log.info("initial weights from %s", path)
 
@@ -389,9 +399,6 @@ def train_features(
             the newest finished flow run.
         run_dir: an existing feature run to resume; None starts a new run.
     """
-    from deg_train.models.registry import create_model
-    from deg_train.training.losses import init_bias_from_counts, init_softmax_bias_from_counts
-
     _check_resume(run_dir, "feature")
     flow_dir = resolve_run(project, "flow", flow_run if flow_run is not None else config.feature.flow_run)
     flow_model, flow_meta = build_model_from_checkpoint(flow_dir, expect_stage="flow")
@@ -497,8 +504,6 @@ class SequenceTask(Task):
 
     def collate(self, items):
         """Pad windows of different lengths (:func:`deg_train.training.sequence_data.collate_sequences`)."""
-        from deg_train.training.sequence_data import collate_sequences
-
         return collate_sequences(items)
 
     def setup(self, model, device):
@@ -554,15 +559,9 @@ def train_sequence(
             finished feature run.
         run_dir: an existing sequence run to resume; None starts a new run.
     """
-    from deg_train.inference.extract import extract_features, latent_name_for
-    from deg_train.models.registry import create_model
-    from deg_train.training.sequence_data import SequenceDataset
-
     _check_resume(run_dir, "sequence")
     s = config.sequence
     feature_dir = resolve_run(project, "feature", feature_run if feature_run is not None else s.feature_run)
-    from deg_train.models.checkpoints import load_checkpoint
-
     feature_meta = {k: v for k, v in load_checkpoint(feature_dir).items() if k not in ("state_dict", "optimizer")}
     feature_meta["config"] = {**(feature_meta.get("config") or {}), "sequence": {"latent_name": s.latent_name}}
     latent_name = latent_name_for(feature_meta)
@@ -610,7 +609,6 @@ def train_sequence(
     config = _with_exclusive(config, exclusive)
 
     _seed_for_model(config)
-    from deg_live.outputs import read_features
 
     feature_size = int(read_features(by_name[train_names[0]], latent_name)[0].shape[1])
     model_kwargs = {"input_dim": feature_size, "num_classes": len(behaviours), "causal": s.causal, **s.model_params()}

@@ -48,6 +48,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from camera_adapters.errors import UserFacingError
 from camera_adapters.files import atomic_write_bytes, atomic_write_text
 from deg_train.models.checkpoints import BEST, LAST, is_done, load_checkpoint, mark_done, save_checkpoint
 from deg_train.training.config import FeatureConfig, FlowConfig, LoopConfig, SequenceConfig
@@ -195,8 +196,6 @@ def resolve_device(name: str) -> torch.device:
         name = f"cuda:{local}"
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        from camera_adapters.errors import UserFacingError
-
         raise UserFacingError(f"train.device={name}: no CUDA device is available here; use train.device=cpu")
     return device
 
