@@ -77,12 +77,32 @@ def consistency(project: Project, feature_run: Path, names: list[str], frames: i
     return worst
 
 
+def clip_offsets(clips_dir: Path, name: str, n: int) -> np.ndarray | None:
+    """Each frame's offset inside its source clip (``<name>_clips.csv``: start_frame, n_frames), or None."""
+    path = clips_dir / name / f"{name}_clips.csv"
+    if not path.is_file():
+        return None
+    import pandas as pd
+
+    table = pd.read_csv(path)
+    offsets = np.full(n, -1, np.int64)
+    for start, length in zip(table["start_frame"], table["n_frames"]):
+        offsets[start : start + length] = np.arange(min(length, max(n - start, 0)))
+    return offsets
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-p", "--project", required=True)
     ap.add_argument("--feature-run", default=None, help="default: the newest finished feature run")
     ap.add_argument("--sequence-run", default=None, help="default: the newest finished sequence run")
     ap.add_argument("--frames", type=int, default=256, help="validation frames in the consistency check")
+    ap.add_argument(
+        "--clips-dir",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / "tests" / "data" / "rat_behavior",
+        help="where <video>/<video>_clips.csv say where each source clip starts (the rat data's cuts)",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
 
@@ -120,6 +140,28 @@ def main(argv: list[str] | None = None) -> int:
             own = threshold_search(probs[p], labels[p]).thresholds
             cells.append(macro_present(probs[p], labels[p], own, names))
         print(f"| {stage} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
+
+    # 3. What the cuts cost: a T-frame causal window ending at offset < T-1 of its clip spans a cut.
+    T = int(load_encoder(feature_run).frames_per_window)
+    offsets = {p: [clip_offsets(args.clips_dir, n, len(y)) for n, y in zip(parts[p], labels[p])] for p in parts}
+    if all(o is not None for p in ("val", "test") for o in offsets[p]):
+        print(f"\n3. test macro F1 (val thresholds) by where the {T}-frame window ends in its 16-frame source clip\n")
+        print(f"| stage | window spans a cut (offset < {T - 1}) | clean window (offset >= {T - 1}) | offset 15 |")
+        print("|---|---|---|---|")
+        for stage, probs in stage_probs.items():
+            val_thr = threshold_search(probs["val"], labels["val"]).thresholds
+            cells = []
+            for keep in (lambda o: o < T - 1, lambda o: o >= T - 1, lambda o: o == 15):
+                masks = [keep(o) for o in offsets["test"]]
+                cells.append(
+                    macro_present(
+                        [p[m] for p, m in zip(probs["test"], masks)],
+                        [y[m] for y, m in zip(labels["test"], masks)],
+                        val_thr,
+                        names,
+                    )
+                )
+            print(f"| {stage} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
     return 0
 
 

@@ -263,6 +263,7 @@ class LoopConfig:
     num_workers: int = 0
     grad_clip: float | None = None
     threads: int | None = None
+    progress_every_s: float = 30.0
 
     def __post_init__(self) -> None:
         if not 0 < self.reduce_factor < 1:
@@ -276,6 +277,7 @@ class LoopConfig:
         _check_int("train", "num_workers", self.num_workers, 0, 1024)
         _check_float("train", "grad_clip", self.grad_clip, 0.0, lo_open=True, optional=True)
         _check_int("train", "threads", self.threads, 1, 4096, optional=True)
+        _check_float("train", "progress_every_s", self.progress_every_s, 0.0, 3600.0)
 
 
 @dataclass

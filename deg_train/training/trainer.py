@@ -233,6 +233,69 @@ def _progress_enabled(ctx: DistributedContext) -> bool:
     return ctx.is_main and sys.stderr.isatty()
 
 
+def _clock(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+
+
+class ProgressLog:
+    """A progress line in the log every ``every_s`` seconds: step, clips/s, loss, time left in the epoch and stage.
+
+    The terminal bar (tqdm) is only drawn on a terminal; these lines reach ``train.log`` and any redirected log, so
+    a cluster job never goes silent. Time left in the stage assumes the remaining epochs run as many steps at the
+    rate measured so far (early stopping can only make it shorter).
+    """
+
+    def __init__(self, stage: str, epochs: int, steps_per_epoch: int, every_s: float, enabled: bool) -> None:
+        self.stage, self.epochs, self.steps = stage, int(epochs), max(int(steps_per_epoch), 1)
+        self.every_s, self.enabled = float(every_s), enabled
+        self._last = time.perf_counter()
+        self._started = self._last
+        self._clips = 0
+        self._done_steps = 0
+
+    def start_epoch(self, epoch: int) -> None:
+        """Start counting the steps of ``epoch`` (0-based)."""
+        self.epoch, self.step = int(epoch), 0
+
+    def update(self, clips: int, loss: float) -> None:
+        """Count one training step of ``clips`` clips; log a line if ``every_s`` has passed since the last one."""
+        self.step += 1
+        self._done_steps += 1
+        self._clips += int(clips)
+        now = time.perf_counter()
+        if not self.enabled or now - self._last < self.every_s:
+            return
+        self._last = now
+        elapsed = now - self._started
+        per_step = elapsed / self._done_steps
+        epoch_left = (self.steps - self.step) * per_step
+        stage_left = epoch_left + (self.epochs - self.epoch - 1) * self.steps * per_step
+        log.info(
+            "%s epoch %d/%d: step %d/%d, %.1f clips/s, loss %.4f, epoch left %s, stage left at most ~%s",
+            self.stage,
+            self.epoch + 1,
+            self.epochs,
+            self.step,
+            self.steps,
+            self._clips / max(elapsed, 1e-9),
+            loss,
+            _clock(epoch_left),
+            _clock(stage_left),
+        )
+
+
+def _batch_clips(batch: Any) -> int:
+    """How many clips a batch holds (the leading dimension of its first tensor; 1 if it has none)."""
+    first = batch
+    while isinstance(first, (list, tuple)) and first:
+        first = first[0]
+    if isinstance(first, dict) and first:
+        return _batch_clips(next(iter(first.values())))
+    return int(first.shape[0]) if isinstance(first, torch.Tensor) and first.ndim else 1
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The loop
 # ---------------------------------------------------------------------------------------------------------------
@@ -406,8 +469,10 @@ def _fit(
     better = (lambda a, b: a < b) if mode == "min" else (lambda a, b: a > b)
     stop_reason = "epochs"
     epoch = start_epoch - 1
+    progress = ProgressLog(info.stage, stage.epochs, len(train_loader), loop.progress_every_s, ctx.is_main)
     for epoch in range(start_epoch, stage.epochs):
         t0 = time.perf_counter()
+        progress.start_epoch(epoch)
         # -- Train one epoch. ----------------------------------------------------------------------------------
         seed_everything(loop.seed + 1000 * epoch + ctx.rank)
         train_sampler.set_epoch(epoch)
@@ -444,6 +509,7 @@ def _fit(
                 sums[k] = sums.get(k, 0.0) + float(v)
             n_batches += 1
             bar.set_postfix(loss=f"{logs['loss']:.4f}")
+            progress.update(_batch_clips(batch), logs["loss"])
         bar.close()
         train_logs = _mean_across_ranks(sums, n_batches, ctx)
 

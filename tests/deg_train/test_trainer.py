@@ -162,3 +162,18 @@ def test_without_validation_data_the_training_loss_decides(tmp_path):
     assert result.epochs_run == 3 and result.best_epoch >= 0
     assert (tmp_path / "noval" / BEST).is_file()
     assert json.loads((tmp_path / "noval" / "done.json").read_text())["monitor"] == "train_loss"
+
+
+def test_progress_lines_reach_train_log_without_a_terminal(tmp_path):
+    """Issue 15 item 5: where stderr is no terminal, train.log gets step, clips/s, loss and time left."""
+    _run(tmp_path, "progress", epochs=2, progress_every_s=0.0)
+    lines = [line for line in (tmp_path / "progress" / "train.log").read_text().splitlines() if " step " in line]
+    assert lines, "no progress line in train.log"
+    first = lines[0]
+    assert "flow epoch 1/2: step 1/" in first and "clips/s" in first and "loss" in first and "left" in first
+    assert any("epoch 2/2" in line for line in lines)
+
+
+def test_progress_lines_are_rate_limited(tmp_path):
+    _run(tmp_path, "quiet", epochs=2, progress_every_s=3600.0)
+    assert " step " not in (tmp_path / "quiet" / "train.log").read_text()
