@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from camera_adapters.errors import UserFacingError
+from camera_adapters.progress import progress_bar
 from camera_adapters.video import VideoReader
 from deg_live import __version__
 from deg_live.bundle import (
@@ -165,7 +165,7 @@ def export_bundle(
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    bar = tqdm(
+    bar = progress_bar(
         total=6,
         desc=f"export {out.name}",
         unit="step",

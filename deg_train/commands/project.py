@@ -15,9 +15,8 @@ import logging
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
 from camera_adapters.errors import UserFacingError
+from camera_adapters.progress import progress_bar
 from camera_adapters.video import probe
 from deg_train.project.layout import Project, ProjectError
 
@@ -221,7 +220,9 @@ def _add(args: argparse.Namespace) -> int:
     else:
         labels = [None] * len(videos)
     failed = 0
-    for video, label in tqdm(list(zip(videos, labels)), desc="adding videos", unit="video", disable=len(videos) < 3):
+    for video, label in progress_bar(
+        list(zip(videos, labels)), desc="adding videos", unit="video", disable=len(videos) < 3
+    ):
         try:
             record = project.add_video(
                 video,
@@ -235,7 +236,7 @@ def _add(args: argparse.Namespace) -> int:
             print(f"not added: {err}", file=sys.stderr)
             continue
         what = f"with labels {label.name}" if label else "without labels"
-        tqdm.write(f"added {record.name} ({record.n_frames} frames) {what}")
+        progress_bar.write(f"added {record.name} ({record.n_frames} frames) {what}")
     if failed:
         print(f"{failed} of {len(videos)} videos not added (see above); the others are in the project", file=sys.stderr)
         return 2
@@ -344,7 +345,7 @@ def _cache(args: argparse.Namespace) -> int:
     project = Project.open(args.project)
     names = args.videos or project.video_names
     size = (int(args.size[0]), int(args.size[1]))
-    for name in tqdm(names, desc="frame caches", unit="video"):
+    for name in progress_bar(names, desc="frame caches", unit="video"):
         with project.frame_cache(name, size) as cache:
-            tqdm.write(f"{name}: {len(cache)} frames at {size[0]}x{size[1]} in {cache.path}")
+            progress_bar.write(f"{name}: {len(cache)} frames at {size[0]}x{size[1]} in {cache.path}")
     return 0

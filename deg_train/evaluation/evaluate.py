@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from camera_adapters.errors import UserFacingError
 from camera_adapters.files import atomic_write_text
+from camera_adapters.progress import progress_bar
 from camera_adapters.video import VideoReader, probe
 from deg_live.outputs import list_groups, read_outputs
 from deg_live.postprocess import CausalPostprocessor, PostprocessSettings, offline_cleanup
@@ -101,7 +101,9 @@ def run_scores(project: Any, seq: LoadedSequence, names: Sequence[str], *, devic
     """Labels and the sequence run's probabilities on project videos (features extracted where missing)."""
     _ensure_features(project, seq, names, device)
     out = []
-    for name in tqdm(names, desc=f"scoring {seq.run_dir.name if seq.run_dir else 'model'}", unit="video", leave=False):
+    for name in progress_bar(
+        names, desc=f"scoring {seq.run_dir.name if seq.run_dir else 'model'}", unit="video", leave=False, logger=log
+    ):
         record = project.video(name)
         table = project.load_labels(name)
         if list(table.behaviours) != list(seq.behaviours):

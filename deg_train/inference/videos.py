@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
+from camera_adapters.progress import progress_bar
 from deg_live.outputs import list_groups, outputs_path_for, read_outputs, write_outputs
 from deg_train.inference.extract import encode_video, load_encoder, select_shard, write_encoded
 from deg_train.inference.predict import (
@@ -127,7 +126,7 @@ def infer_videos(
         log.info("shard %s: %d videos", shard, len(items))
 
     written = []
-    for name, video, outputs in tqdm(items, desc="infer", unit="video", disable=not progress):
+    for name, video, outputs in progress_bar(items, desc="infer", unit="video", disable=not progress):
         if out_dir is not None:
             outputs = Path(out_dir) / outputs.name
         group = read_outputs(outputs, enc.latent_name) if enc.latent_name in list_groups(outputs) else None

@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from camera_adapters.files import atomic_write_text
+from camera_adapters.progress import progress_bar
 from camera_adapters.video import VideoReader, probe
 from deg_live.windows import causal_window
 
@@ -185,7 +185,7 @@ class FrameCache:
             with VideoReader(video_path, size=size) as reader:
                 n = len(reader)
                 frames = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, size[0], size[1], 3))
-                bar = tqdm(
+                bar = progress_bar(
                     total=n,
                     desc=f"caching {video_path.name} at {size[0]}x{size[1]}",
                     unit="frame",
