@@ -43,6 +43,37 @@ def _hex(colour: np.ndarray) -> str:
     return "#{:02x}{:02x}{:02x}".format(*(int(c) for c in colour))
 
 
+class FrameBox(pg.ViewBox):
+    """A video frame (aspect locked, y down) with an HTML text overlay in its top-left corner.
+
+    Shared by the viewer and the labelling studio (:mod:`deg_train.studio`). ``interactive=True`` lets the mouse
+    zoom (wheel) and pan (drag); :meth:`fit` shows the whole frame again.
+    """
+
+    def __init__(self, *, interactive: bool = False):
+        super().__init__(lockAspect=True, invertY=True, enableMenu=False)
+        self.setMouseEnabled(interactive, interactive)
+        self.frame_item = pg.ImageItem(axisOrder="row-major")
+        self.addItem(self.frame_item)
+        self.text_item = pg.TextItem(anchor=(0, 0), fill=pg.mkBrush(0, 0, 0, 150))
+        self.addItem(self.text_item)
+        self.frame_shape: tuple[int, ...] | None = None
+
+    def show_frame(self, rgb: np.ndarray) -> None:
+        """Draw ``rgb`` ``(H, W, 3) uint8``; a frame of a new size is fitted to the view."""
+        self.frame_item.setImage(rgb, levels=(0, 255), autoLevels=False)
+        if rgb.shape != self.frame_shape:
+            self.frame_shape = rgb.shape
+            self.frame_item.setRect(QtCore.QRectF(0, 0, rgb.shape[1], rgb.shape[0]))
+            self.text_item.setPos(0, 0)
+            self.fit()
+
+    def fit(self) -> None:
+        """Show the whole frame (undo any zoom or pan)."""
+        if self.frame_shape is not None:
+            self.setRange(QtCore.QRectF(0, 0, self.frame_shape[1], self.frame_shape[0]), padding=0)
+
+
 class ViewerWindow(QtWidgets.QWidget):
     """The ethogram viewer, live (``receiver``) or review (``review``).
 
@@ -80,7 +111,6 @@ class ViewerWindow(QtWidgets.QWidget):
         self.last_snapshot: TimelineSnapshot | None = None
         self.redraws = 0
         self.cursor = 0
-        self._frame_shape: tuple[int, ...] | None = None
         self._video_reader = None
         self._playing = False
         self._play_clock = 0.0
@@ -92,12 +122,9 @@ class ViewerWindow(QtWidgets.QWidget):
         layout.addWidget(self.graphics, stretch=1)
 
         # The frame, with the current behaviours written on it.
-        self.frame_view = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
-        self.frame_view.setMouseEnabled(False, False)
-        self.frame_item = pg.ImageItem(axisOrder="row-major")
-        self.frame_view.addItem(self.frame_item)
-        self.frame_text = pg.TextItem(anchor=(0, 0), fill=pg.mkBrush(0, 0, 0, 150))
-        self.frame_view.addItem(self.frame_text)
+        self.frame_view = FrameBox()
+        self.frame_item = self.frame_view.frame_item
+        self.frame_text = self.frame_view.text_item
         self.graphics.addItem(self.frame_view, row=0, col=0, rowspan=2)
 
         # The ethogram.
@@ -261,12 +288,7 @@ class ViewerWindow(QtWidgets.QWidget):
 
     # ------------------------------------------------------------------------------------------ frame
     def _show_frame(self, rgb: np.ndarray) -> None:
-        self.frame_item.setImage(rgb, levels=(0, 255), autoLevels=False)
-        if rgb.shape != self._frame_shape:
-            self._frame_shape = rgb.shape
-            self.frame_item.setRect(QtCore.QRectF(0, 0, rgb.shape[1], rgb.shape[0]))
-            self.frame_view.setRange(QtCore.QRectF(0, 0, rgb.shape[1], rgb.shape[0]), padding=0)
-            self.frame_text.setPos(0, 0)
+        self.frame_view.show_frame(rgb)
 
     def _write_on_frame(
         self, frame_index: int, probs: np.ndarray, decisions: np.ndarray, labels: np.ndarray | None

@@ -1,0 +1,70 @@
+"""``deg-train studio``: the labelling window on a project, a DeepEthogram project, a recording folder or a video.
+
+Imports no torch (training and inference run as child processes); Qt is imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from camera_adapters.errors import UserFacingError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``studio`` to ``deg-train``."""
+    p = subparsers.add_parser(
+        "studio",
+        help="the labelling studio: label, correct and review videos (a window)",
+        description=(
+            "Open the labelling studio on a project (ours or a DeepEthogram project as it is), a recording folder "
+            "written by `deg-live run --record` (one session or a folder of sessions), or a single video. "
+            "Number keys toggle behaviours, arrows step (painting toggled behaviours), Ctrl+S saves "
+            "<video>_labels.csv; press ? in the window for every shortcut (docs/studio.md)."
+        ),
+    )
+    p.add_argument("-p", "--project", default=None, metavar="DIR", help="the project folder")
+    p.add_argument(
+        "target",
+        nargs="?",
+        default=None,
+        metavar="VIDEO",
+        help="with -p: the project video to open first (name or path); without: a project folder, a recording "
+        "folder or a video file (default: the current folder)",
+    )
+    p.add_argument(
+        "--autosave-s", type=float, default=10.0, metavar="S", help="seconds between autosaves of unsaved edits"
+    )
+    p.add_argument(
+        "--screenshot",
+        default=None,
+        metavar="PNG",
+        help="open, draw, write a screenshot of the window to PNG and quit (for docs and checks)",
+    )
+    p.set_defaults(func=_studio)
+
+
+def _studio(args: argparse.Namespace) -> int:
+    from deg_train.studio.workspace import Workspace
+
+    workspace = Workspace.open(args.project, None if args.project else args.target)
+    start = workspace.find(args.target) if args.project and args.target else 0
+    if args.autosave_s <= 0:
+        raise UserFacingError(f"--autosave-s must be positive, not {args.autosave_s}")
+
+    from pyqtgraph.Qt import QtCore, QtWidgets
+
+    from deg_train.studio.window import StudioWindow
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    confirm = (lambda _question: False) if args.screenshot else None  # a screenshot run never asks
+    window = StudioWindow(workspace, start=start, autosave_s=args.autosave_s, confirm=confirm)
+    window.show()
+    if args.screenshot:
+
+        def shoot() -> None:
+            window.save_png(args.screenshot)
+            window.close()
+
+        QtCore.QTimer.singleShot(300, shoot)
+    return int(app.exec())
