@@ -16,21 +16,27 @@ Built-in processors (``deg-live run --processor "NAME key=value ..."``):
   ``port`` may be any pyserial URL (``loop://`` for a dry run).
 
 Your own: subclass :class:`Processor` and pass an instance to :class:`deg_live.pipeline.LivePipeline`, or name it
-``package.module:ClassName`` on the command line (keyword options as ``key=value``, given as strings).
+``package.module:ClassName`` on the command line (keyword options as ``key=value``: typed by the class's own
+``Settings`` dataclass when it has one, else given as strings).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import importlib.util
 import logging
 import shlex
 import sys
 import threading
 import time
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar, TextIO
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TextIO
 
 from camera_adapters.errors import UserFacingError
+from camera_adapters.plugins import Availability, Registry
+from camera_adapters.settings import ConfigError, load_settings
 
 if TYPE_CHECKING:
     from deg_live.pipeline import FrameResult
@@ -47,10 +53,24 @@ class ProcessorError(UserFacingError, ValueError):
 class Processor(ABC):
     """Base class: one closed-loop action, called once per processed frame in the pipeline's main loop.
 
+    A processor is a plug-in (:mod:`camera_adapters.plugins`): a ``name``, an :meth:`availability` check and a
+    ``Settings`` dataclass whose fields are the ``key=value`` options of ``--processor`` (typed, unknown keys
+    refused); the constructor takes the same names as keyword arguments.
+
     Lifecycle: construct, :meth:`process` per frame, :meth:`close` (idempotent; context manager).
     """
 
     name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+    @dataclass
+    class Settings:
+        """No options."""
+
+    @classmethod
+    def availability(cls) -> tuple[bool, str]:
+        """``(usable, why)``: whether this processor can run here (optional dependencies installed)."""
+        return True, "built in"
 
     @abstractmethod
     def process(self, result: FrameResult) -> None:
@@ -66,27 +86,45 @@ class Processor(ABC):
         self.close()
 
 
-_PROCESSORS: dict[str, type[Processor]] = {}
+def _check_processor(cls: type[Processor]) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, Processor)):
+        raise TypeError(f"{cls!r} is not a subclass of deg_live.processors.Processor")
+    if not dataclasses.is_dataclass(cls.Settings):
+        raise TypeError(f"{cls.__name__}.Settings must be a dataclass")
+
+
+#: The built-in processors by name (the plug-in pattern of :mod:`camera_adapters.plugins`).
+PROCESSORS: Registry[type[Processor]] = Registry(
+    "processor", ProcessorError, hint="or package.module:ClassName", check=_check_processor
+)
 
 
 def register_processor(cls: type[Processor]) -> type[Processor]:
     """Class decorator: make ``cls`` available by its ``name``."""
-    if not cls.name:
-        raise TypeError(f"{cls.__name__} needs a name")
-    _PROCESSORS[cls.name] = cls
+    PROCESSORS.add(cls)
     return cls
 
 
 def processor_names() -> list[str]:
     """Names of the registered processors."""
-    return sorted(_PROCESSORS)
+    return PROCESSORS.names()
+
+
+def available_processors() -> list[Availability]:
+    """Whether each registered processor can run here, and why."""
+    return PROCESSORS.available()
 
 
 def create_processor(spec: str) -> Processor:
     """Build a processor from a command-line spec: ``"NAME key=value ..."`` or ``"pkg.module:Class key=value"``.
 
+    The options are checked against the processor's ``Settings`` dataclass (values typed like YAML scalars:
+    ``pulse_ms=20`` is a number, ``invert=true`` a boolean); a ``package.module:Class`` processor without its
+    own ``Settings`` gets them as strings.
+
     Raises:
-        ProcessorError: unknown name (lists the known ones), a malformed option, or the class refused them.
+        ProcessorError: unknown name (lists the known ones), a malformed or unknown option, a wrong type, or the
+            class refused them.
     """
     words = shlex.split(spec)
     if not words:
@@ -105,12 +143,25 @@ def create_processor(spec: str) -> Processor:
             raise ProcessorError(f"processor {name!r}: cannot import it ({err})") from None
         if not (isinstance(cls, type) and issubclass(cls, Processor)):
             raise ProcessorError(f"processor {name!r} is not a subclass of deg_live.processors.Processor")
-    elif name in _PROCESSORS:
-        cls = _PROCESSORS[name]
     else:
-        raise ProcessorError(
-            f"unknown processor {name!r}; known: {', '.join(processor_names())}, or package.module:ClassName"
-        )
+        cls = PROCESSORS.get(name)
+    if ":" not in name or cls.Settings is not Processor.Settings:
+        fields = dataclasses.fields(cls.Settings)
+        missing = [
+            f.name
+            for f in fields
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in options
+        ]
+        if missing:
+            known = " ".join(f"{f.name}=..." for f in fields)
+            raise ProcessorError(f"processor {name!r} needs {', '.join(missing)}= (its options: {known})")
+        try:
+            settings = load_settings(
+                cls.Settings, overrides=[f"{k}={v}" for k, v in options.items()], source=f"processor {name!r}"
+            )
+        except ConfigError as err:
+            raise ProcessorError(str(err)) from None
+        options = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
     try:
         return cls(**options)
     except TypeError as err:
@@ -122,6 +173,7 @@ class PrintProcessor(Processor):
     """Prints each onset/offset: camera, behaviour, kind, frame, probability and latency."""
 
     name = "print"
+    description = "print each onset/offset with its latency"
 
     def __init__(self, stream: TextIO | None = None):
         self.stream = stream if stream is not None else sys.stdout
@@ -235,6 +287,25 @@ class SerialProcessor(Processor):
     """
 
     name = "serial"
+    description = "drive a serial port's DTR or RTS line (TTL) from onsets or a behaviour's level"
+
+    @dataclass
+    class Settings:
+        """The ``--processor serial`` options (see the class docstring)."""
+
+        port: str
+        line: Literal["dtr", "rts"] = "dtr"
+        behaviour: str | None = None
+        mode: Literal["pulse", "level"] = "pulse"
+        pulse_ms: float = 10.0
+        invert: bool = False
+
+    @classmethod
+    def availability(cls) -> tuple[bool, str]:
+        """Usable when pyserial is installed (whether the port exists is known only when it opens)."""
+        if importlib.util.find_spec("serial") is None:
+            return False, "pyserial is not installed: pip install pyserial (or pip install 'deg-live[trigger]')"
+        return True, "pyserial installed"
 
     def __init__(
         self,
@@ -251,6 +322,8 @@ class SerialProcessor(Processor):
             pulse = float(pulse_ms)
         except ValueError:
             raise ProcessorError(f"serial processor: pulse_ms must be a number, got {pulse_ms!r}") from None
+        if not pulse > 0 or pulse > 60_000:
+            raise ProcessorError(f"serial processor: pulse_ms must be between 0 and 60000 ms, got {pulse_ms!r}")
         inverted = invert if isinstance(invert, bool) else str(invert).lower() in ("1", "true", "yes")
         self.behaviour = behaviour
         self.mode = mode

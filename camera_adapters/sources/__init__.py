@@ -7,6 +7,7 @@ only numpy and PyAV.
 
 from camera_adapters.sources import basler, ffmpeg, genicam, synthetic, video_file  # noqa: F401 - registers them
 from camera_adapters.sources.base import (
+    SOURCES,
     Capabilities,
     EndOfStream,
     FrameSource,
@@ -21,6 +22,7 @@ from camera_adapters.sources.base import (
 )
 
 __all__ = [
+    "SOURCES",
     "Capabilities",
     "EndOfStream",
     "FrameSource",

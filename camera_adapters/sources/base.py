@@ -24,10 +24,12 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from camera_adapters.errors import UserFacingError
+from camera_adapters.plugins import Registry
 from camera_adapters.settings import ConfigError, load_settings, read_yaml
 from camera_adapters.wire import EndOfStream, Frame
 
 __all__ = [
+    "SOURCES",
     "Capabilities",
     "EndOfStream",
     "FrameSource",
@@ -200,22 +202,25 @@ class FrameSource(ABC):
 # Registry
 # ---------------------------------------------------------------------------------------------------------------
 
-_REGISTRY: dict[str, type[FrameSource]] = {}
+
+def _check_source(cls: type[FrameSource]) -> None:
+    if not dataclasses.is_dataclass(cls.Settings):
+        raise TypeError(f"{cls.__name__}.Settings must be a dataclass")
+
+
+#: Every frame source by name (the plug-in pattern of :mod:`camera_adapters.plugins`).
+SOURCES: Registry[type[FrameSource]] = Registry("source", ConfigError, check=_check_source)
 
 
 def register_source(cls: type[FrameSource]) -> type[FrameSource]:
     """Class decorator: register a source under ``cls.name``."""
-    if not cls.name:
-        raise TypeError(f"{cls.__name__} has no name")
-    if not dataclasses.is_dataclass(cls.Settings):
-        raise TypeError(f"{cls.__name__}.Settings must be a dataclass")
-    _REGISTRY[cls.name] = cls
+    SOURCES.add(cls)
     return cls
 
 
 def source_names() -> list[str]:
     """Names of the registered sources, sorted."""
-    return sorted(_REGISTRY)
+    return SOURCES.names()
 
 
 def get_source_class(name: str) -> type[FrameSource]:
@@ -224,15 +229,12 @@ def get_source_class(name: str) -> type[FrameSource]:
     Raises:
         ConfigError: no such source; the message lists the known ones.
     """
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ConfigError(f"unknown source {name!r} (known sources: {', '.join(source_names())})") from None
+    return SOURCES.get(name)
 
 
 def available_sources() -> list[tuple[str, bool, str]]:
     """``(name, usable here, why)`` for every registered source."""
-    return [(name, *_REGISTRY[name].availability()) for name in source_names()]
+    return [(a.name, a.available, a.reason) for a in SOURCES.available()]
 
 
 def create_source(

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from camera_adapters.errors import UserFacingError
+from camera_adapters.plugins import Availability
 from deg_live.windows import causal_windows
 
 if TYPE_CHECKING:
@@ -113,6 +114,10 @@ def state_shape(shape: list, batch: int, where: str) -> tuple[int, ...]:
 class Engine(ABC):
     """A bundle's frame encoder and sequence step on one backend.
 
+    An engine is a plug-in (:mod:`camera_adapters.plugins`): a ``name``, an :meth:`availability` check that loads
+    no framework, and typed settings (the annotated keyword arguments of its constructor: ``device``,
+    ``precision`` and the backend's own options).
+
     Subclasses implement :meth:`encode`, :meth:`initial_state`, :meth:`sequence_step`, :meth:`describe` and
     :meth:`_release`; they may override :meth:`stream` with a device-side ring buffer (the default keeps the
     window in host memory, which is what a CPU backend wants anyway).
@@ -134,6 +139,11 @@ class Engine(ABC):
     name: ClassVar[str] = ""
     #: Precisions this backend can run; checked by the constructor.
     supported_precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+
+    @classmethod
+    def availability(cls) -> Availability:
+        """Whether this engine can run here and on what devices; must not load its framework (or TensorRT)."""
+        return Availability(cls.name, True, "registered engine (not probed)", ("cpu",))
 
     def __init__(self, bundle: Bundle, *, device: str | None = None, precision: str = "fp32", **options: Any):
         if precision not in PRECISIONS:

@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from camera_adapters.plugins import Availability
 from deg_live.engines.base import Engine, EngineError, EngineUnavailableError
+from deg_live.engines.probing import INSTALL_HINTS, cuda_devices, installed
 
 if TYPE_CHECKING:
     from deg_live.bundle import Bundle
@@ -66,6 +68,19 @@ class OnnxRuntimeEngine(Engine):
 
     name = "onnxruntime"
     supported_precisions = ("fp32",)
+
+    @classmethod
+    def availability(cls) -> Availability:
+        """Installed, and on which devices (CUDA only with onnxruntime-gpu's provider and a CUDA device)."""
+        version = installed("onnxruntime")
+        if version is None:
+            return Availability(cls.name, False, f"ONNX Runtime is not installed: {INSTALL_HINTS[cls.name]}")
+        import onnxruntime
+
+        providers = onnxruntime.get_available_providers()
+        gpus = cuda_devices()
+        devices = ("cpu", *gpus) if gpus and "CUDAExecutionProvider" in providers else ("cpu",)
+        return Availability(cls.name, True, f"onnxruntime {version}, providers {', '.join(providers)}", devices)
 
     def __init__(
         self,

@@ -15,29 +15,45 @@ process): it checks for a CUDA device through the driver library first and only 
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import importlib
-import importlib.metadata
-import importlib.util
 import logging
-from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from camera_adapters.plugins import Availability, Registry
 from deg_live.engines.base import Engine, EngineError, EngineUnavailableError
+from deg_live.engines.probing import INSTALL_HINTS, cuda_device_count
 
 if TYPE_CHECKING:
     from deg_live.bundle import Bundle
 
 log = logging.getLogger(__name__)
 
-# name -> "module:Class"; modules are imported only when that engine is used or probed for its class.
-_ENGINES: dict[str, str] = {
-    "tensorrt": "deg_live.engines.tensorrt_engine:TensorRTEngine",
-    "torch": "deg_live.engines.torch_engine:TorchEngine",
-    "onnxruntime": "deg_live.engines.onnxruntime_engine:OnnxRuntimeEngine",
-}
+__all__ = [
+    "CPU_PREFERENCE",
+    "ENGINES",
+    "INSTALL_HINTS",
+    "Availability",
+    "choose_auto",
+    "create_engine",
+    "cuda_device_count",
+    "engine_class",
+    "list_engines",
+    "probe",
+    "probe_all",
+    "register_engine",
+]
+
+
+def _check_engine(cls: type[Engine]) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, Engine)):
+        raise TypeError(f"{cls!r} is not a subclass of deg_live.engines.Engine")
+
+
+#: Every engine by name (the plug-in pattern of :mod:`camera_adapters.plugins`). Registered by ``"module:Class"``:
+#: a module is imported only when its engine is used or probed, and importing it loads no framework.
+ENGINES: Registry[type[Engine]] = Registry("engine", EngineError, also=("auto",), check=_check_engine)
+ENGINES.add("deg_live.engines.tensorrt_engine:TensorRTEngine", "tensorrt")
+ENGINES.add("deg_live.engines.torch_engine:TorchEngine", "torch")
+ENGINES.add("deg_live.engines.onnxruntime_engine:OnnxRuntimeEngine", "onnxruntime")
 
 # CPU engines, fastest first, measured at batch 1 for the deg_f encoder at 128x128 on the reference CPU (AMD EPYC
 # with avx512_bf16; docs/engines.md has the table and the command). torch bf16 was ~1.5x faster than ONNX Runtime
@@ -49,38 +65,15 @@ CPU_PREFERENCE: tuple[tuple[str, dict[str, Any]], ...] = (
     ("torch", {"device": "cpu"}),
 )
 
-INSTALL_HINTS = {
-    "tensorrt": "pip install --extra-index-url https://pypi.nvidia.com tensorrt (on a machine with an NVIDIA GPU)",
-    "torch": "pip install torch (see https://pytorch.org for a CUDA build)",
-    "onnxruntime": "pip install onnxruntime (or onnxruntime-gpu for the CUDA provider)",
-}
-
-
-@dataclass(frozen=True)
-class Availability:
-    """Whether an engine can run here, and why not.
-
-    Attributes:
-        name: the engine's registry name.
-        available: installed and has a device to run on.
-        devices: what it could run on (``["cpu"]``, ``["cuda:0"]``...).
-        reason: a human-readable explanation (what is missing and how to install it, or what was found).
-    """
-
-    name: str
-    available: bool
-    devices: tuple[str, ...]
-    reason: str
-
 
 def list_engines() -> list[str]:
     """The registered engine names."""
-    return list(_ENGINES)
+    return ENGINES.names()
 
 
-def register_engine(name: str, target: str) -> None:
-    """Register an engine class by ``"module:Class"`` path (imported lazily)."""
-    _ENGINES[name] = target
+def register_engine(name: str, target: str | type[Engine]) -> None:
+    """Register an engine class, or a ``"module:Class"`` path imported when the engine is first used."""
+    ENGINES.add(target, name)
 
 
 def engine_class(name: str) -> type[Engine]:
@@ -88,106 +81,23 @@ def engine_class(name: str) -> type[Engine]:
 
     Raises:
         EngineError: unknown name (lists the known ones).
-        EngineUnavailableError: its framework is not installed (with the install command).
+        EngineUnavailableError: its module cannot be imported (with the install command).
     """
-    if name not in _ENGINES:
-        raise EngineError(f"unknown engine {name!r}; known engines: auto, {', '.join(_ENGINES)}")
-    module_name, _, cls_name = _ENGINES[name].partition(":")
     try:
-        module = importlib.import_module(module_name)
+        return ENGINES.get(name)
     except ImportError as err:  # pragma: no cover - the engine modules import their frameworks lazily
         hint = INSTALL_HINTS.get(name, "")
         raise EngineUnavailableError(f"the {name} engine cannot be loaded ({err}); {hint}") from err
-    return getattr(module, cls_name)
-
-
-@lru_cache(maxsize=1)
-def cuda_device_count() -> int:
-    """Number of CUDA devices, found through the driver library (no torch, no TensorRT); 0 when none.
-
-    Loading ``libcuda`` and calling ``cuInit``/``cuDeviceGetCount`` is safe on machines without a GPU: the library
-    is missing or the call returns an error code.
-    """
-    names = [ctypes.util.find_library("cuda"), "libcuda.so.1", "libcuda.so", "nvcuda.dll"]
-    for lib_name in filter(None, names):
-        try:
-            lib = ctypes.CDLL(lib_name)
-        except OSError:
-            continue
-        try:
-            if lib.cuInit(0) != 0:
-                return 0
-            count = ctypes.c_int(0)
-            if lib.cuDeviceGetCount(ctypes.byref(count)) != 0:
-                return 0
-            return int(count.value)
-        except (AttributeError, OSError):  # pragma: no cover - an odd libcuda
-            return 0
-    return 0
-
-
-def _installed(module: str) -> str | None:
-    """The installed distribution version of ``module`` without importing it, or None."""
-    if importlib.util.find_spec(module) is None:
-        return None
-    for dist in (module, f"{module}-gpu", f"{module}-cu12", f"{module}_cu12"):
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return "unknown version"
 
 
 def probe(name: str) -> Availability:
-    """Whether engine ``name`` can run here; never raises and never imports TensorRT."""
-    try:
-        return _probe(name)
-    except Exception as err:  # probing must never take the process down
-        return Availability(name, False, (), f"probing failed: {err}")
-
-
-def _probe(name: str) -> Availability:
-    if name not in _ENGINES:
-        return Availability(name, False, (), f"unknown engine; known: {', '.join(_ENGINES)}")
-    gpus = cuda_device_count()
-    cuda_devices = tuple(f"cuda:{i}" for i in range(gpus))
-    if name == "tensorrt":
-        if gpus == 0:
-            reason = f"no CUDA device found: TensorRT needs an NVIDIA GPU; there, {INSTALL_HINTS[name]}"
-            return Availability(name, False, (), reason)
-        version = _installed("tensorrt")
-        if version is None:
-            return Availability(name, False, (), f"TensorRT is not installed: {INSTALL_HINTS[name]}")
-        if _installed("torch") is None:
-            reason = "the TensorRT engine uses torch CUDA tensors as buffers: pip install torch"
-            return Availability(name, False, (), reason)
-        return Availability(name, True, cuda_devices, f"TensorRT {version}, {gpus} CUDA device(s)")
-    if name == "torch":
-        version = _installed("torch")
-        if version is None:
-            return Availability(name, False, (), f"torch is not installed: {INSTALL_HINTS[name]}")
-        if gpus:
-            import torch  # only here, when asked about the torch engine
-
-            if torch.cuda.is_available():
-                return Availability(name, True, ("cpu", *cuda_devices), f"torch {version} with CUDA")
-            return Availability(name, True, ("cpu",), f"torch {version} without CUDA support (CPU only)")
-        return Availability(name, True, ("cpu",), f"torch {version}, no CUDA device (CPU only)")
-    if name == "onnxruntime":
-        version = _installed("onnxruntime")
-        if version is None:
-            return Availability(name, False, (), f"ONNX Runtime is not installed: {INSTALL_HINTS[name]}")
-        import onnxruntime
-
-        providers = onnxruntime.get_available_providers()
-        devices = ("cpu", *cuda_devices) if gpus and "CUDAExecutionProvider" in providers else ("cpu",)
-        return Availability(name, True, devices, f"onnxruntime {version}, providers {', '.join(providers)}")
-    return Availability(name, True, ("cpu",), "registered engine (not probed)")
+    """Whether engine ``name`` can run here (its class's ``availability()``); never raises, never imports TensorRT."""
+    return ENGINES.availability(name)
 
 
 def probe_all() -> dict[str, Availability]:
     """:func:`probe` for every registered engine."""
-    return {name: probe(name) for name in _ENGINES}
+    return {a.name: a for a in ENGINES.available()}
 
 
 def _cpu_candidate_usable(name: str, options: dict[str, Any], bundle: Bundle | None) -> str | None:
@@ -250,8 +160,8 @@ def create_engine(bundle: Bundle, backend: str = "auto", **options: Any) -> Engi
         backend, picked, reason = choose_auto(bundle)
         log.info("engine auto: chose %s (%s)", backend, reason)
         options = {**picked, **options}
-    if backend not in _ENGINES:
-        raise EngineError(f"unknown engine {backend!r}; known engines: auto, {', '.join(_ENGINES)}")
+    if backend not in ENGINES:
+        raise ENGINES.unknown(backend)
     availability = probe(backend)
     if not availability.available:
         raise EngineUnavailableError(f"the {backend} engine is not usable here: {availability.reason}")

@@ -37,7 +37,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from camera_adapters.plugins import Availability
 from deg_live.engines.base import Engine, EngineError, EngineUnavailableError, FrameStream, StepResult, state_shape
+from deg_live.engines.probing import INSTALL_HINTS, cuda_devices, installed
 
 if TYPE_CHECKING:
     from deg_live.bundle import Bundle
@@ -66,6 +68,21 @@ class TensorRTEngine(Engine):
 
     name = "tensorrt"
     supported_precisions = ("fp16", "fp32")
+
+    @classmethod
+    def availability(cls) -> Availability:
+        """A CUDA device (asked of the driver), TensorRT and torch installed; never imports TensorRT."""
+        gpus = cuda_devices()
+        if not gpus:
+            hint = INSTALL_HINTS[cls.name]
+            return Availability(cls.name, False, f"no CUDA device found: TensorRT needs an NVIDIA GPU; there, {hint}")
+        version = installed("tensorrt")
+        if version is None:
+            return Availability(cls.name, False, f"TensorRT is not installed: {INSTALL_HINTS[cls.name]}")
+        if installed("torch") is None:
+            reason = "the TensorRT engine uses torch CUDA tensors as buffers: pip install torch"
+            return Availability(cls.name, False, reason)
+        return Availability(cls.name, True, f"TensorRT {version}, {len(gpus)} CUDA device(s)", gpus)
 
     def __init__(
         self,

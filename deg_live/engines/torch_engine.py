@@ -30,8 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from camera_adapters.plugins import Availability
 from deg_live.engines.base import Engine, EngineError, EngineUnavailableError, FrameStream, StepResult, state_shape
 from deg_live.engines.onnxruntime_engine import cpu_name
+from deg_live.engines.probing import INSTALL_HINTS, cuda_devices, installed
 
 if TYPE_CHECKING:
     from deg_live.bundle import Bundle
@@ -72,6 +74,21 @@ class TorchEngine(Engine):
 
     name = "torch"
     supported_precisions = ("fp32", "bf16", "fp16")
+
+    @classmethod
+    def availability(cls) -> Availability:
+        """Installed, and whether it can use the CUDA devices there are (imports torch only when there are)."""
+        version = installed("torch")
+        if version is None:
+            return Availability(cls.name, False, f"torch is not installed: {INSTALL_HINTS[cls.name]}")
+        gpus = cuda_devices()
+        if gpus:
+            import torch  # only here, when there is a GPU to ask about
+
+            if torch.cuda.is_available():
+                return Availability(cls.name, True, f"torch {version} with CUDA", ("cpu", *gpus))
+            return Availability(cls.name, True, f"torch {version} without CUDA support (CPU only)", ("cpu",))
+        return Availability(cls.name, True, f"torch {version}, no CUDA device (CPU only)", ("cpu",))
 
     def __init__(
         self,

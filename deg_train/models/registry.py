@@ -18,10 +18,9 @@ from collections.abc import Callable
 from typing import Any
 
 from camera_adapters.errors import UserFacingError
+from camera_adapters.plugins import Registry
 
 KINDS = ("flow", "feature", "two_stream", "sequence")
-
-_REGISTRY: dict[str, dict[str, Callable[..., Any]]] = {kind: {} for kind in KINDS}
 
 
 class UnknownModelError(UserFacingError, KeyError):
@@ -31,37 +30,37 @@ class UnknownModelError(UserFacingError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-def _check_kind(kind: str) -> None:
-    if kind not in _REGISTRY:
+def _ensure_registered() -> None:
+    # Importing the subpackages runs their @register_model decorators.
+    from deg_train.models import feature, flow, sequence  # noqa: F401
+
+
+#: One registry per kind (the plug-in pattern of :mod:`camera_adapters.plugins`). A model's typed settings are its
+#: constructor's keyword arguments (``camera_adapters.plugins.settings_of``), filled from the training config's
+#: typed sections; a model is available wherever deg_train runs (torch is a requirement).
+MODELS: dict[str, Registry[Callable[..., Any]]] = {
+    kind: Registry(f"{kind} model", UnknownModelError, case_insensitive=True, loader=_ensure_registered)
+    for kind in KINDS
+}
+
+
+def _registry(kind: str) -> Registry[Callable[..., Any]]:
+    if kind not in MODELS:
         raise UnknownModelError(f"unknown model kind {kind!r}; known kinds: {', '.join(KINDS)}")
+    return MODELS[kind]
 
 
 def register_model(kind: str, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Class/function decorator registering a model constructor under ``(kind, name)``.
 
     Args:
-        kind: one of ``"flow"``, ``"feature"``, ``"sequence"``.
+        kind: one of ``"flow"``, ``"feature"``, ``"two_stream"``, ``"sequence"``.
         name: lower-case registry name (e.g. ``"tinymotionnet"``); must be unique within the kind.
 
     Returns:
         The decorator, which returns the constructor unchanged.
     """
-    _check_kind(kind)
-    key = name.lower()
-
-    def decorator(constructor: Callable[..., Any]) -> Callable[..., Any]:
-        existing = _REGISTRY[kind].get(key)
-        if existing is not None and existing is not constructor:
-            raise ValueError(f"model {kind}/{key} is registered twice")
-        _REGISTRY[kind][key] = constructor
-        return constructor
-
-    return decorator
-
-
-def _ensure_registered() -> None:
-    # Importing the subpackages runs their @register_model decorators.
-    from deg_train.models import feature, flow, sequence  # noqa: F401
+    return _registry(kind).register(name=name)
 
 
 def get_model_class(kind: str, name: str) -> Callable[..., Any]:
@@ -70,13 +69,7 @@ def get_model_class(kind: str, name: str) -> Callable[..., Any]:
     Raises:
         UnknownModelError: unknown kind or name; the message lists what is known.
     """
-    _ensure_registered()
-    _check_kind(kind)
-    key = name.lower()
-    if key not in _REGISTRY[kind]:
-        known = ", ".join(sorted(_REGISTRY[kind]))
-        raise UnknownModelError(f"unknown {kind} model {name!r}; known {kind} models: {known}")
-    return _REGISTRY[kind][key]
+    return _registry(kind).get(name)
 
 
 def create_model(kind: str, name: str, **kwargs: Any) -> Any:
@@ -86,8 +79,6 @@ def create_model(kind: str, name: str, **kwargs: Any) -> Any:
 
 def list_models(kind: str | None = None) -> list[str]:
     """Sorted registered names of one kind, or ``"kind/name"`` strings of all kinds when ``kind`` is None."""
-    _ensure_registered()
     if kind is None:
-        return sorted(f"{k}/{n}" for k in KINDS for n in _REGISTRY[k])
-    _check_kind(kind)
-    return sorted(_REGISTRY[kind])
+        return sorted(f"{k}/{n}" for k in KINDS for n in MODELS[k].names())
+    return _registry(kind).names()

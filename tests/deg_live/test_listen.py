@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -179,7 +180,8 @@ def test_serial_processor_level_and_pulse_modes():
 
 
 def test_processor_and_serial_errors():
-    with pytest.raises(ProcessorError, match="unknown processor 'nope'; known: print, serial"):
+    known = "unknown processor 'nope'; known processors: print, serial, or package.module:ClassName"
+    with pytest.raises(ProcessorError, match=re.escape(known)):
         create_processor("nope")
     with pytest.raises(ProcessorError, match="must be key=value"):
         create_processor("serial loop://")
