@@ -1,9 +1,11 @@
 """Per-video model outputs on disk: ``DATA/<video>/<video>_outputs.h5``, in DeepEthogram's layout.
 
-One HDF5 file per video holds one group per model that has run on it, named by the model's *latent name*
-(DeepEthogram uses the feature extractor's arch, e.g. ``resnet18``, for stage 2 and the sequence arch, e.g.
-``tgmj``, for stage 3). DeepEthogram's GUI and its ``projects.import_outputfile`` read these files, so the datasets
-keep its names, dtypes and shapes:
+One HDF5 file per video holds one group per model that has run on it, named by the model's *latent name*.
+DeepEthogram names its groups by architecture (its feature extractor's, e.g. ``resnet18``, and its sequence model's,
+e.g. ``tgmj``, or a name its config gives); ours always start with ``deg_train_`` (:func:`our_group_name`:
+``deg_train_resnet18``, ``deg_train_tgm``, ``deg_train_tgm_centred``), so the two never collide in one file.
+DeepEthogram's GUI and its ``projects.import_outputfile`` read these files, so the datasets keep its names, dtypes
+and shapes:
 
 ============================  ================  ===========================================================
 dataset                       shape / dtype     meaning
@@ -17,11 +19,14 @@ dataset                       shape / dtype     meaning
 ============================  ================  ===========================================================
 
 Ours adds attributes DeepEthogram ignores: on the file ``schema_version`` and ``producer``; on each group
-``schema_version``, ``latent_name``, ``created`` (UTC ISO time), ``n_frames`` and whatever the writer passes in
-``attrs`` (for example the run directory the features came from, so stale features are detected and redone).
+``schema_version``, ``producer``, ``latent_name``, ``created`` (UTC ISO time), ``n_frames`` and whatever the writer
+passes in ``attrs`` (for example the run directory the features came from, so stale features are detected and
+redone).
 
 Writes are atomic: a new file is built beside the old one (every other group copied over intact), then renamed
-over it, so a crash never leaves a half-written group or a damaged file, and other models' groups survive.
+over it, so a crash never leaves a half-written group or a damaged file, and other models' groups survive. A group
+another program wrote (DeepEthogram's own, :func:`group_producer` is not ``deg_train``) is never replaced unless the
+caller passes ``overwrite=True`` (the user's ``--overwrite``).
 
 This module is the one reader and writer of these files for both sides: deg_train writes and reads feature and
 sequence groups (re-exported by :mod:`deg_train.project`), the viewer reads any group holding ``P``
@@ -29,9 +34,9 @@ sequence groups (re-exported by :mod:`deg_train.project`), the viewer reads any 
 ``video_frame`` rows). numpy and h5py only, no torch.
 
 Example:
-    >>> write_outputs("DATA/rat1/rat1_outputs.h5", "resnet18", spatial_features=s, flow_features=f,
+    >>> write_outputs("DATA/rat1/rat1_outputs.h5", "deg_train_resnet18", spatial_features=s, flow_features=f,
     ...               logits=z, probabilities=p, thresholds=t, behaviours=["background", "rearing"])
-    >>> out = read_outputs("DATA/rat1/rat1_outputs.h5", "resnet18")
+    >>> out = read_outputs("DATA/rat1/rat1_outputs.h5", "deg_train_resnet18")
     >>> out.features.shape           # (N, Ds + Df): what stage 3 trains on
 """
 
@@ -59,8 +64,20 @@ _P, _LOGITS, _THRESHOLDS, _CLASS_NAMES = "P", "logits", "thresholds", "class_nam
 _SPATIAL, _FLOW = "spatial_features", "flow_features"
 
 
+#: Every group deg_train writes starts with this, so none can collide with a group DeepEthogram writes.
+OUR_GROUP_PREFIX = "deg_train_"
+#: What :func:`group_producer` says of a group without our attributes (DeepEthogram writes none).
+FOREIGN = "other"
+
+
 class OutputsError(UserFacingError, ValueError):
     """An outputs file is missing, unreadable, lacks the asked-for group, or has inconsistent shapes."""
+
+
+def our_group_name(arch: str, *, centred: bool = False) -> str:
+    """Our group for a model: ``deg_train_<arch>`` (``..._centred`` for a non-causal comparison model)."""
+    name = arch if arch.startswith(OUR_GROUP_PREFIX) else OUR_GROUP_PREFIX + arch
+    return f"{name}_centred" if centred and not name.endswith("_centred") else name
 
 
 @dataclass
@@ -130,6 +147,22 @@ def group_attrs(path: str | os.PathLike, latent_name: str) -> dict[str, Any] | N
         return _decode_attrs(f[latent_name].attrs)
 
 
+def group_producer(path: str | os.PathLike, latent_name: str) -> str | None:
+    """Who wrote a group: ``"deg_train"``, another producer's name, :data:`FOREIGN` (DeepEthogram), or None (absent).
+
+    Groups deg_train wrote before the ``producer`` attribute existed are recognised by their ``schema_version`` and
+    ``latent_name`` attributes.
+    """
+    attrs = group_attrs(path, latent_name)
+    if attrs is None:
+        return None
+    if attrs.get("producer"):
+        return str(attrs["producer"])
+    if "schema_version" in attrs and "latent_name" in attrs:
+        return PRODUCER
+    return FOREIGN
+
+
 def write_outputs(
     path: str | os.PathLike,
     latent_name: str,
@@ -141,8 +174,12 @@ def write_outputs(
     spatial_features: np.ndarray | None = None,
     flow_features: np.ndarray | None = None,
     attrs: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write (or replace) the group ``latent_name`` of an outputs file, keeping every other group intact.
+
+    A group of that name that deg_train wrote is replaced; one another program wrote (DeepEthogram's) only with
+    ``overwrite``.
 
     Args:
         path: the ``<video>_outputs.h5`` file (created if missing).
@@ -154,14 +191,22 @@ def write_outputs(
         spatial_features: ``(N, Ds)`` for a feature extractor's group, else None.
         flow_features: ``(N, Df)``, given together with ``spatial_features``.
         attrs: extra group attributes; values that are not str/int/float/bool are stored as JSON strings.
+        overwrite: replace the group even if another program (DeepEthogram) wrote it.
 
     Returns:
         The path written.
 
     Raises:
-        OutputsError: shapes disagree (with each other or with ``behaviours``), or the existing file is not HDF5.
+        OutputsError: shapes disagree (with each other or with ``behaviours``), the existing file is not HDF5, or
+            the group belongs to another program and ``overwrite`` is False.
     """
     path = Path(path)
+    producer = group_producer(path, latent_name)
+    if producer not in (None, PRODUCER) and not overwrite:
+        raise OutputsError(
+            f"{path}: group {latent_name!r} was written by another program (DeepEthogram?), not deg_train; it is "
+            "kept. Pass --overwrite to replace it"
+        )
     logits = np.asarray(logits, dtype=np.float32)
     probabilities = np.asarray(probabilities, dtype=np.float32)
     behaviours = [str(b) for b in behaviours]
@@ -208,6 +253,7 @@ def write_outputs(
             names = [b.encode("ascii", "ignore") for b in behaviours]
             group.create_dataset(_CLASS_NAMES, data=names, dtype=h5py.string_dtype())
             group.attrs["schema_version"] = OUTPUTS_SCHEMA_VERSION
+            group.attrs["producer"] = PRODUCER
             group.attrs["latent_name"] = latent_name
             group.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
             group.attrs["n_frames"] = n
@@ -274,7 +320,8 @@ def read_outputs(path: str | os.PathLike, latent_name: str | None = None, *, fea
 def write_thresholds(path: str | os.PathLike, latent_name: str, thresholds: np.ndarray | Sequence[float]) -> Path:
     """Replace the thresholds of an existing group (after they are picked on validation), atomically."""
     out = read_outputs(path, latent_name)
-    extra = {k: v for k, v in out.attrs.items() if k not in ("schema_version", "latent_name", "created", "n_frames")}
+    fixed = ("schema_version", "producer", "latent_name", "created", "n_frames")
+    extra = {k: v for k, v in out.attrs.items() if k not in fixed}
     return write_outputs(
         path,
         latent_name,

@@ -33,7 +33,7 @@ from camera_adapters.errors import UserFacingError
 from camera_adapters.files import atomic_write_text
 from camera_adapters.progress import progress_bar
 from camera_adapters.video import VideoReader, probe
-from deg_live.outputs import list_groups, read_outputs
+from deg_live.outputs import list_groups, our_group_name, read_outputs
 from deg_live.postprocess import CausalPostprocessor, PostprocessSettings, offline_cleanup
 from deg_train.evaluation.metrics import TABLE_COLUMNS, MetricsReport, compute_metrics, threshold_search
 from deg_train.evaluation.onsets import EventsConfig, choose_postprocess
@@ -72,9 +72,25 @@ class VideoScores:
     feature_probabilities: np.ndarray | None = None
 
 
+def _present_feature_group(path: Path, seq: LoadedSequence) -> str | None:
+    """The group holding the sequence run's features: the name it recorded, else that name as ours now spells it.
+
+    Sequence runs made before our groups were named ``deg_train_<arch>`` recorded ``resnet18``; features extracted
+    now by their feature run go to ``deg_train_resnet18``.
+    """
+    if not seq.latent_name:
+        return None
+    groups = list_groups(path)
+    for name in (seq.latent_name, our_group_name(seq.latent_name)):
+        if name in groups:
+            return name
+    return None
+
+
 def _feature_group(path: Path, seq: LoadedSequence) -> str:
-    if seq.latent_name and seq.latent_name in list_groups(path):
-        return seq.latent_name
+    name = _present_feature_group(path, seq)
+    if name is not None:
+        return name
     raise EvaluationError(
         f"{path}: no features {seq.latent_name!r} of the sequence run's feature run; run "
         f"`deg-train extract --feature-run {(seq.meta.get('extra') or {}).get('feature_run', 'RUN')}`"
@@ -86,7 +102,7 @@ def _ensure_features(project: Any, seq: LoadedSequence, names: Sequence[str], de
     missing = []
     for name in names:
         path = project.video(name).outputs_path
-        if not (seq.latent_name and seq.latent_name in list_groups(path)):
+        if _present_feature_group(path, seq) is None:
             missing.append(name)
     if missing:
         feature_run = (seq.meta.get("extra") or {}).get("feature_run")

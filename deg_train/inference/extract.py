@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from camera_adapters.errors import UserFacingError
 from camera_adapters.video import VideoReader
-from deg_live.outputs import group_attrs, outputs_path_for, write_outputs
+from deg_live.outputs import PRODUCER, group_attrs, group_producer, our_group_name, outputs_path_for, write_outputs
 from deg_live.windows import iter_causal_windows
 from deg_train.models.checkpoints import build_model_from_checkpoint
 from deg_train.models.frame_encoder import FrameEncoder
@@ -179,15 +179,16 @@ def probabilities(logits: np.ndarray, exclusive: bool = False) -> np.ndarray:
 def latent_name_for(meta: dict[str, Any]) -> str:
     """The outputs group for a feature run.
 
-    ``sequence.latent_name`` if the config sets one, else the feature arch (DeepEthogram's default, so its GUI
-    finds our features).
+    ``sequence.latent_name`` if the config sets one, else ``deg_train_<feature arch>``
+    (:func:`deg_live.outputs.our_group_name`: never one of DeepEthogram's own group names, so its ``resnet18``
+    features stay as it wrote them).
     """
     config = meta.get("config") or {}
     name = (config.get("sequence") or {}).get("latent_name")
     if name:
         return str(name)
     arch = (config.get("feature") or {}).get("arch") or meta.get("arch") or "features"
-    return str(arch)
+    return our_group_name(str(arch))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -442,7 +443,8 @@ def extract_features(
         shard: ``(i, n)`` or ``"i/n"``: process only shard i of n (see :func:`select_shard`).
         batch_size: windows per encoder call.
         device: torch device.
-        overwrite: redo videos whose features are already there.
+        overwrite: redo videos whose features are already there, and replace a group of that name another program
+            (DeepEthogram) wrote; without it such a group is kept and used as it is.
         progress: progress bars.
         precision: ``fp32`` (default) or ``bf16`` (faster on CPUs with AVX512-BF16; features differ ~1e-2).
 
@@ -465,6 +467,15 @@ def extract_features(
         if not overwrite and attrs is not None and attrs.get("encoder") == fingerprint:
             paths.append(out)
             continue
+        if not overwrite and group_producer(out, loaded.latent_name) not in (None, PRODUCER):
+            log.warning(
+                "%s: group %r was written by another program (DeepEthogram); using its features as they are "
+                "(--overwrite replaces them with this run's)",
+                out,
+                loaded.latent_name,
+            )
+            paths.append(out)
+            continue
         write_encoded(
             out,
             video_outputs(
@@ -478,6 +489,7 @@ def extract_features(
             ),
             loaded,
             fingerprint,
+            overwrite=overwrite,
         )
         paths.append(out)
     return paths
@@ -517,8 +529,18 @@ def video_outputs(
     return result
 
 
-def write_encoded(out: Path, result: EncodedVideo, loaded: LoadedEncoder, fingerprint: str | None = None) -> Path:
-    """Write one video's encoder outputs as the feature group of its outputs file."""
+def write_encoded(
+    out: Path,
+    result: EncodedVideo,
+    loaded: LoadedEncoder,
+    fingerprint: str | None = None,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Write one video's encoder outputs as the feature group of its outputs file.
+
+    ``overwrite`` lets it replace a group of that name another program (DeepEthogram) wrote.
+    """
     ds = loaded.spatial_size or result.features.shape[1] // 2
     return write_outputs(
         out,
@@ -537,4 +559,5 @@ def write_encoded(out: Path, result: EncodedVideo, loaded: LoadedEncoder, finger
             "size": list(loaded.size),
             "causal_window": "t-T+1..t, frame 0 repeated before the start",
         },
+        overwrite=overwrite,
     )

@@ -39,6 +39,7 @@ import torch
 
 from camera_adapters.errors import UserFacingError
 from camera_adapters.files import atomic_output, atomic_write_text
+from deg_live.outputs import our_group_name
 from deg_live.postprocess import CausalPostprocessor, PostprocessSettings, Transition, offline_cleanup
 from deg_train.inference.extract import LoadedEncoder, encode_video, is_exclusive, load_encoder, probabilities
 from deg_train.models.checkpoints import build_model_from_checkpoint
@@ -69,7 +70,7 @@ class LoadedSequence:
         postprocess: the causal postprocessing settings.
         causal: False for the centred (DeepEthogram-like) comparison model.
         latent_name: the outputs group holding the features it was trained on.
-        output_name: the outputs group its own predictions go to (DeepEthogram: the sequence arch).
+        output_name: the outputs group its own predictions go to: ``deg_train_<arch>`` (``..._centred``).
         run_dir: the run directory (None for an in-memory model).
         meta: the checkpoint's metadata.
     """
@@ -150,7 +151,7 @@ def load_sequence(sequence_run: str | os.PathLike | LoadedSequence, *, device: s
         exclusive=exclusive,
         causal=causal,
         latent_name=extra.get("latent_name") or seq_cfg.get("latent_name"),
-        output_name=arch if causal else f"{arch}_centred",
+        output_name=our_group_name(arch, centred=not causal),
         run_dir=run_dir,
         meta=meta,
     )

@@ -91,7 +91,7 @@ def runs(rat_project_builder, tmp_path_factory):
             behaviours=behaviours,
             config=_config(causal),
             epoch=0,
-            extra={"feature_run": str(feature_run), "latent_name": "resnet18"},
+            extra={"feature_run": str(feature_run), "latent_name": "resnet18"},  # as runs made before deg_train_ names
         )
         pd.DataFrame({"epoch": [0, 1], "train_loss": [0.5, 0.4], "val_loss": [0.6, 0.5], "val_f1": [0.2, 0.3]}).to_csv(
             run / "metrics.csv", index=False
@@ -196,8 +196,8 @@ def test_infer_writes_outputs_and_predictions_and_shards(runs, tmp_path):
         assert list(frame.columns) == project.behaviours
         assert set(np.unique(frame.to_numpy())) <= {0, 1}
         h5 = tmp_path / f"{video.stem}_outputs.h5"
-        assert list_groups(h5) == ["resnet18", "tgm"]
-        assert len(frame) == read_outputs(h5, "tgm").n_frames
+        assert list_groups(h5) == ["deg_train_resnet18", "deg_train_tgm"]  # never DeepEthogram's own names
+        assert len(frame) == read_outputs(h5, "deg_train_tgm").n_frames
     # a video file outside the project, runs given as paths
     video = project.video(names[0]).video_path
     out = tmp_path / "single"
@@ -205,7 +205,7 @@ def test_infer_writes_outputs_and_predictions_and_shards(runs, tmp_path):
         videos=[str(video)], feature_run=feature_run, sequence_run=causal, out_dir=out, progress=False
     )
     assert csv == out / f"{video.stem}_predictions.csv" and csv.is_file()
-    assert load_encoder(feature_run).latent_name == "resnet18"
+    assert load_encoder(feature_run).latent_name == "deg_train_resnet18"
 
 
 def test_postprocessing_chosen_on_validation_for_onsets(runs):

@@ -34,7 +34,7 @@ def test_train_all_tiny(rat_project_builder, tmp_path, capsys):
     assert all(is_done(r) for r in runs.values())
     assert runs["sequence_centred"].endswith("-centred")
     for record in project.videos:  # every video's features were extracted
-        assert "resnet18" in list_groups(record.outputs_path)
+        assert "deg_train_resnet18" in list_groups(record.outputs_path)
     report = project.models_dir / runs["sequence"].split("/")[-1] / "evaluation"
     assert (report / "report.md").is_file() and len(list(report.glob("*.png"))) == 3
     assert (project.models_dir / runs["sequence"].split("/")[-1] / "thresholds.json").is_file()

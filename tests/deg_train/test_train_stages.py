@@ -74,7 +74,7 @@ def test_sequence_stage_records_its_feature_run(trained, rat_project):
     assert "val_f1" in row
     ckpt = load_checkpoint(trained["sequence"] / LAST)
     assert ckpt["extra"]["feature_run"] == str(trained["feature"])
-    assert ckpt["extra"]["latent_name"] == "resnet18"
+    assert ckpt["extra"]["latent_name"] == "deg_train_resnet18"
     assert ckpt["model_kwargs"]["causal"] is True
     model, _ = build_model_from_checkpoint(trained["sequence"], expect_stage="sequence")
     d = ckpt["model_kwargs"]["input_dim"]
@@ -138,7 +138,7 @@ def test_rat_labels_train_in_exclusive_mode_with_softmax_outputs(trained, rat_pr
     from deg_live.outputs import read_outputs
 
     name = load_checkpoint(trained["sequence"] / LAST)["extra"]["train_videos"][0]
-    group = read_outputs(rat_project.video(name).outputs_path, "resnet18")
+    group = read_outputs(rat_project.video(name).outputs_path, "deg_train_resnet18")
     assert abs(group.probabilities.sum(axis=1) - 1).max() < 1e-4  # softmax over background + behaviours
 
 
