@@ -40,8 +40,19 @@ from deg_train.training.data import ClipDataset
 
 def macro_present(probs: list[np.ndarray], labels: list[np.ndarray], thresholds: np.ndarray, names: list[str]) -> float:
     """Macro F1 over behaviours present in ``labels`` (background excluded), decisions ``p > thresholds``."""
-    p, y = np.concatenate(probs), np.concatenate(labels)
-    d = p > thresholds
+    return macro_present_decisions([p > thresholds for p in probs], labels, names)
+
+
+def argmax_decisions(probs: np.ndarray) -> np.ndarray:
+    """One class per frame, the most probable (background included): an exclusive model's threshold-free rule."""
+    d = np.zeros(probs.shape, bool)
+    d[np.arange(len(probs)), np.argmax(probs, axis=1)] = True
+    return d
+
+
+def macro_present_decisions(decisions: list[np.ndarray], labels: list[np.ndarray], names: list[str]) -> float:
+    """Macro F1 over behaviours present in ``labels`` (background excluded) of binary ``decisions``."""
+    d, y = np.concatenate(decisions), np.concatenate(labels)
     f1s = []
     for k, name in enumerate(names):
         pos = y[:, k] == 1
@@ -140,6 +151,22 @@ def main(argv: list[str] | None = None) -> int:
             own = threshold_search(probs[p], labels[p]).thresholds
             cells.append(macro_present(probs[p], labels[p], own, names))
         print(f"| {stage} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
+
+    if exclusive:
+        # An exclusive (softmax) model can decide without thresholds: the most probable class. If that transfers to
+        # new sessions better than thresholds picked on validation, the gap is the decision rule, not the features.
+        print("\n2b. exclusive decision rules, test macro F1 (present): thresholds picked on validation vs argmax\n")
+        print("| stage | val thresholds | argmax (no thresholds) | oracle thresholds |")
+        print("|---|---|---|---|")
+        for stage, probs in stage_probs.items():
+            val_thr = threshold_search(probs["val"], labels["val"]).thresholds
+            own = threshold_search(probs["test"], labels["test"]).thresholds
+            cells = [
+                macro_present(probs["test"], labels["test"], val_thr, names),
+                macro_present_decisions([argmax_decisions(p) for p in probs["test"]], labels["test"], names),
+                macro_present(probs["test"], labels["test"], own, names),
+            ]
+            print(f"| {stage} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
 
     # 3. What the cuts cost: a T-frame causal window ending at offset < T-1 of its clip spans a cut.
     T = int(load_encoder(feature_run).frames_per_window)

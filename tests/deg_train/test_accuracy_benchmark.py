@@ -39,6 +39,8 @@ def test_score_stage_thresholds_from_validation_macro_present_and_all(bench):
     assert r["per_behaviour"]["c"]["f1"] == pytest.approx(0.0)  # absent and never predicted: counted as 0
     assert r["macro_f1_present"] == pytest.approx(0.5)  # (1 + 0) / 2
     assert r["macro_f1_all"] == pytest.approx(1 / 3, abs=1e-4)  # (1 + 0 + 0) / 3
+    # without thresholds, the most probable class: "a" frames are "a", "b" frames tie and go to background
+    assert r["macro_f1_argmax_present"] == pytest.approx(0.5)
     # thresholds come from validation: "a"'s is below 0.8 and at or above 0.2
     assert 0.2 <= r["per_behaviour"]["a"]["threshold"] < 0.8
     # one labelled bout of "a" (predicted once) and one of "b" (never predicted)
