@@ -139,6 +139,8 @@ def _read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         raise ProjectError(f"{path}: cannot read the {what} ({err})") from None
+    except RecursionError:
+        raise ProjectError(f"{path}: cannot read the {what} (nested too deeply)") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -114,8 +114,10 @@ class Split:
             raise SplitError(f"{path}: split file not found; make one with deg-train split --make")
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as err:
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
             raise SplitError(f"{path}: cannot read the split ({err})") from None
+        except RecursionError:
+            raise SplitError(f"{path}: cannot read the split (nested too deeply)") from None
         if not isinstance(data, dict):
             raise SplitError(f"{path}: expected a mapping with train, val and test lists")
         parts = {}

@@ -72,6 +72,15 @@ def test_file_round_trip_and_bad_files(tmp_path):
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="expected a mapping"):
         load_settings_file(Run, tmp_path / "list.yaml")
+    # Crafted files: one ConfigError naming the file, never a RecursionError or UnicodeDecodeError traceback.
+    (tmp_path / "deep.yaml").write_text("epochs: " + "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ConfigError, match=r"deep\.yaml: nested too deeply"):
+        load_settings_file(Run, tmp_path / "deep.yaml")
+    (tmp_path / "binary.yaml").write_bytes(b"epochs: \xff\xfe\x00")
+    with pytest.raises(ConfigError, match=r"binary\.yaml: not a UTF-8 text file"):
+        load_settings_file(Run, tmp_path / "binary.yaml")
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_settings(Run, {}, overrides=["epochs=" + "[" * 100_000 + "]" * 100_000])
 
 
 def test_parse_overrides_nests_and_parses_values():

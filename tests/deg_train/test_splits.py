@@ -139,6 +139,12 @@ def test_malformed_split_files(tmp_path):
         Split.load(path)
     with pytest.raises(SplitError, match=r"not found"):
         Split.load(tmp_path / "none.yaml")
+    path.write_text("train: " + "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(SplitError, match=r"nested too deeply"):
+        Split.load(path)
+    path.write_bytes(b"train: \xff\xfe")
+    with pytest.raises(SplitError, match=r"cannot read the split"):
+        Split.load(path)
 
 
 def test_part_sizes_follow_fractions():
