@@ -271,7 +271,10 @@ def read_labels(
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
         raise LabelError(f"{path}: cannot read as a text CSV ({err})") from None
-    rows = list(csv.reader(io.StringIO(text)))
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as err:  # a cell beyond the csv module's field limit (128 KiB), a NUL in a quoted field
+        raise LabelError(f"{path}: not a label CSV ({err})") from None
     while rows and not any(cell.strip() for cell in rows[-1]):
         rows.pop()  # trailing blank lines
     if not rows:

@@ -86,6 +86,9 @@ def test_missing_background_is_computed(tmp_path):
         (",background,groom\n", "no label rows"),
         ("", "empty file"),
         (",background,\n0,1,0\n", "empty name"),
+        (",background,groom\n0," + "1" * 200_000 + ",0\n", "not a label CSV (field larger than field limit"),
+        (",background,groom\n" + "9" * 30 + ",1,0\n", "first column must be the frame index 0"),
+        (",background,groom\n0,nan,0\n", "'nan' is not 1, 0 or -1"),
     ],
 )
 def test_malformed_files_name_the_problem(tmp_path, text, message):
