@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 
 PRECISIONS = ("fp32", "bf16")
+#: How frame t's window is taken: ours (causal), or DeepEthogram's centred clip for models imported from it.
+WINDOWS = ("causal", "deepethogram_centred")
 
 
 class ExtractError(UserFacingError, ValueError):
@@ -68,6 +70,10 @@ class LoadedEncoder:
         latent_name: the outputs group name (DeepEthogram's convention: the feature arch, e.g. ``resnet18``).
         run_dir: the run directory.
         meta: the checkpoint's metadata (config, epoch, metrics...).
+        window: which frames encode frame t: ``"causal"`` (t-T+1..t, ours) or ``"deepethogram_centred"``
+            (t-T//2..t+T//2, frames outside the video replaced by ``pad_rgb``: a model imported from DeepEthogram,
+            offline only; see :func:`iter_centred_windows`).
+        pad_rgb: the colour of those padding frames (DeepEthogram: ``uint8(mean * 255)``).
     """
 
     encoder: torch.nn.Module
@@ -78,6 +84,8 @@ class LoadedEncoder:
     latent_name: str
     run_dir: Path | None
     meta: dict[str, Any] = field(default_factory=dict)
+    window: str = "causal"
+    pad_rgb: tuple[int, int, int] | None = None
 
     @property
     def exclusive(self) -> bool:
@@ -111,6 +119,9 @@ def load_encoder(feature_run: str | os.PathLike | LoadedEncoder, *, device: str 
     config = meta.get("config") or {}
     data = config.get("data", {})
     size = tuple(int(s) for s in data.get("size", (128, 128)))
+    extra = meta.get("extra") or {}
+    if extra.get("window", "causal") not in WINDOWS:
+        raise ExtractError(f"{meta.get('path')}: window {extra.get('window')!r}: expected one of {', '.join(WINDOWS)}")
     encoder = FrameEncoder(model)
     encoder.eval()
     return LoadedEncoder(
@@ -122,6 +133,8 @@ def load_encoder(feature_run: str | os.PathLike | LoadedEncoder, *, device: str 
         latent_name=latent_name_for(meta),
         run_dir=Path(meta["run_dir"]),
         meta=meta,
+        window=str(extra.get("window", "causal")),
+        pad_rgb=tuple(int(v) for v in extra["pad_rgb"]) if extra.get("pad_rgb") is not None else None,
     )
 
 
@@ -253,6 +266,47 @@ def iter_frame_chunks(
             thread.join()
 
 
+def iter_centred_windows(
+    chunks: Iterator[np.ndarray], frames_per_window: int, pad_rgb: Sequence[int]
+) -> Iterator[np.ndarray]:
+    """DeepEthogram's centred windows (offline only): frame t is encoded from frames t-T//2 .. t+T-1-T//2.
+
+    Frames before the first and after the last are a plain image of colour ``pad_rgb`` (DeepEthogram's
+    ``VideoIterable``: the normalisation mean as uint8). Yields ``(b, T, H, W, 3) uint8`` batches, one window per
+    frame of the video, in order.
+    """
+    t = int(frames_per_window)
+    before = t // 2
+    carry: np.ndarray | None = None
+    pad = None
+
+    def padded(n: int, like: np.ndarray) -> np.ndarray:
+        frame = np.empty(like.shape[1:], np.uint8)
+        frame[...] = np.asarray(pad_rgb, np.uint8)
+        return np.repeat(frame[None], n, axis=0)
+
+    def stream() -> Iterator[np.ndarray]:
+        nonlocal pad
+        last = None
+        for chunk in chunks:
+            if pad is None:
+                pad = padded(before, chunk)
+                yield pad
+            last = chunk
+            yield chunk
+        if last is not None:
+            yield padded(t - 1 - before, last)
+
+    for chunk in stream():
+        buf = chunk if carry is None else np.concatenate([carry, chunk])
+        if len(buf) >= t:
+            windows = np.lib.stride_tricks.sliding_window_view(buf, t, axis=0)  # (n - t + 1, H, W, 3, t)
+            yield np.ascontiguousarray(np.moveaxis(windows, -1, 1))
+            carry = buf[len(buf) - (t - 1) :] if t > 1 else buf[:0]
+        else:
+            carry = buf
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Encoding a video
 # ---------------------------------------------------------------------------------------------------------------
@@ -355,7 +409,10 @@ def encode_video(
         with VideoReader(video) as reader:
             n = len(reader)
         chunks = iter_frame_chunks(video, encoder.size, chunk, timings)
-    windows = iter_causal_windows(chunks, encoder.frames_per_window)
+    if encoder.window == "causal":
+        windows = iter_causal_windows(chunks, encoder.frames_per_window)
+    else:
+        windows = iter_centred_windows(chunks, encoder.frames_per_window, encoder.pad_rgb or (0, 0, 0))
     features, logits = encode_frames(
         encoder.encoder,
         windows,

@@ -16,7 +16,14 @@ not fit. Sources:
   which are stripped, as DeepEthogram does). A flow-generator checkpoint (``conv1.0.weight``, ...) loads into
   a flow generator or a ``TwoStream``'s flow generator; a feature-extractor checkpoint
   (``spatial_classifier.0.*``, ``spatial_classifier.1.*``, ``flow_classifier.*``, ``flow_generator.*``,
-  ``fusion.fc.*``) loads into a ``TwoStream`` (or, its flow generator part, into a flow generator).
+  ``fusion.fc.*``) loads into a ``TwoStream`` (or, its flow generator part, into a flow generator). Lightning
+  ``.ckpt`` files (``lightning_checkpoints/``) read the same way: their OmegaConf configs are read with stand-ins
+  (:mod:`deg_train.models.safe_load`), never by running OmegaConf. A per-stream file (DeepEthogram's ``spatial/``
+  or ``flow/checkpoint.pt``: keys ``0.*`` for the CNN, ``1.*`` for its last layer) loads into that stream of a
+  ``TwoStream`` (which stream: from the first convolution's input channels, 3 or 2(T-1)); the rest of the model
+  keeps its weights. A TGMJ sequence checkpoint (``tgm_layers.*``, ``h.*``, ``classify1.*``...) loads into
+  :class:`~deg_train.models.sequence.tgmj.DeepEthogramTGMJ`: its ``delta`` (no effect in its forward pass) and
+  ``h2`` (built but never used by its forward pass) are skipped and listed in the report.
 
 Classification heads whose number of behaviours differs from the file's (e.g. a Kinetics-pretrained model's
 700 classes) are skipped and listed in the report when ``allow_head_mismatch`` (the default): they are
@@ -41,6 +48,7 @@ from deg_train.models.feature.two_stream import TwoStream
 from deg_train.models.flow.base import FlowGenerator
 from deg_train.models.safe_load import load_untrusted
 from deg_train.models.sequence.base import SequenceModel
+from deg_train.models.sequence.tgmj import DeepEthogramTGMJ
 
 SOURCES = ("auto", "ours", "torchvision", "deepethogram")
 HEAD_PREFIXES = ("spatial_head.", "flow_head.", "fusion_head.", "classify1.", "classify2.", "classifier.")
@@ -101,6 +109,8 @@ def _detect(raw: Any, state: StateDict) -> str:
         return "ours"
     keys = set(state)
     if any(k.startswith(("spatial_classifier.", "flow_classifier.")) for k in keys):
+        return "deepethogram"
+    if _is_deg_stream(state) or _is_deg_tgmj(state):
         return "deepethogram"
     if "conv1.0.weight" in keys and any(k.startswith("predict_flow") for k in keys):
         return "deepethogram"
@@ -174,7 +184,57 @@ def _rename_deg(key: str) -> str | None:
     return None
 
 
-def _map_deepethogram(state: StateDict, model: nn.Module) -> tuple[StateDict, set[str]]:
+def _is_deg_stream(state: StateDict) -> bool:
+    """A DeepEthogram per-stream file: ``Sequential(cnn, Linear[, BatchNorm1d])`` -> keys ``0.*`` and ``1.*``."""
+    return "0.conv1.weight" in state and "1.weight" in state and all(k.split(".", 1)[0] in "012" for k in state)
+
+
+def _is_deg_tgmj(state: StateDict) -> bool:
+    return any(k.startswith("tgm_layers.") for k in state) and any(k.startswith("classify1") for k in state)
+
+
+def _map_deg_stream(state: StateDict, model: TwoStream) -> tuple[StateDict, set[str]]:
+    channels = int(state["0.conv1.weight"].shape[1])
+    stream = "spatial" if channels == 3 else "flow"
+    if "2.weight" in state:
+        raise WeightsError("DeepEthogram feature extractors trained with final_bn are not supported yet")
+    out = _prefixed(_subset(state, "0."), f"{stream}_encoder.")
+    out.update(_prefixed(_subset(state, "1."), f"{stream}_head."))
+    keep = {k for k in model.state_dict() if not k.startswith((f"{stream}_encoder.", f"{stream}_head."))}
+    return out, keep
+
+
+def _map_deg_tgmj(state: StateDict, model: DeepEthogramTGMJ, report: LoadReport) -> tuple[StateDict, set[str]]:
+    """DeepEthogram's TGMJ names (1x1 Conv1d heads, 5-D ``cls_attn``) -> :class:`DeepEthogramTGMJ`'s."""
+    out: StateDict = {}
+    for key, value in state.items():
+        if key.endswith(".delta") or key.startswith("h2."):
+            report.skipped.append(f"{key}: unused by DeepEthogram's TGMJ forward pass")
+            continue
+        if key == "weights":  # use_fe_logits mixing weights; DeepEthogram builds TGMJ with use_fe_logits=False
+            report.skipped.append(f"{key}: feature-extractor logit mixing, off in DeepEthogram's sequence models")
+            continue
+        new = key
+        for head in ("1", "2"):
+            if key.startswith(f"classify{head}.0."):
+                new = f"classify{head}." + key[len(f"classify{head}.0.") :]
+            elif key.startswith(f"classify{head}.1."):
+                new = f"bn{head}." + key[len(f"classify{head}.1.") :]
+        if key.endswith("cls_attn"):
+            value = value.reshape(value.shape[1], value.shape[2])  # (1, c_out, c_in, 1, 1) -> (c_out, c_in)
+        elif value.dim() == 3 and value.shape[-1] == 1:  # Conv1d kernel size 1 -> Linear
+            value = value[..., 0]
+        out[new] = value
+    return out, set()
+
+
+def _map_deepethogram(state: StateDict, model: nn.Module, report: LoadReport) -> tuple[StateDict, set[str]]:
+    if isinstance(model, DeepEthogramTGMJ):
+        if not _is_deg_tgmj(state):
+            raise WeightsError("not a DeepEthogram TGMJ checkpoint (no tgm_layers / classify1 weights)")
+        return _map_deg_tgmj(state, model, report)
+    if isinstance(model, TwoStream) and _is_deg_stream(state):
+        return _map_deg_stream(state, model)
     is_full = any(k.startswith(("spatial_classifier.", "flow_classifier.")) for k in state)
     if isinstance(model, FlowGenerator):
         return (_subset(state, "flow_generator.") if is_full else state), set()
@@ -194,7 +254,10 @@ def _map_deepethogram(state: StateDict, model: nn.Module) -> tuple[StateDict, se
     if isinstance(model, (ResNet, ResNet3d)) and is_full:
         return _subset(state, "spatial_classifier.0."), set()
     if isinstance(model, SequenceModel):
-        raise WeightsError("DeepEthogram sequence checkpoints are not supported: train the causal sequence model")
+        raise WeightsError(
+            "DeepEthogram sequence checkpoints load into its own model, 'tgmj' (centred, offline only; "
+            "deg-train import-deepethogram makes a run of it); train our causal sequence model on features instead"
+        )
     return state, set()
 
 
@@ -278,7 +341,7 @@ def load_weights(
     mappers: dict[str, Callable[[], tuple[StateDict, set[str]]]] = {
         "ours": lambda: _map_ours(raw, state, target),
         "torchvision": lambda: _map_torchvision(state, target, report),
-        "deepethogram": lambda: _map_deepethogram(state, target),
+        "deepethogram": lambda: _map_deepethogram(state, target, report),
     }
     try:
         mapped, may_keep_init = mappers[source]()

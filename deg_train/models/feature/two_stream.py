@@ -20,7 +20,7 @@ from deg_train.models.flow.base import DEFAULT_MEAN, DEFAULT_STD, FlowGenerator
 from deg_train.models.registry import create_model, register_model
 
 FUSIONS = ("average", "concatenate")
-SPATIAL_FRAMES = ("last", "middle")
+SPATIAL_FRAMES = ("last", "middle", "deepethogram")
 
 
 @register_model("two_stream", "hidden_two_stream")
@@ -44,7 +44,11 @@ class TwoStream(nn.Module):
             given flow generator module's ``input_mean``, or ``flow_generator_kwargs["mean"]``, else
             (0.5, 0.5, 0.5) like DeepEthogram's default.
         std: normalisation std stored as ``input_std`` (3,), defaults as ``mean``.
-        spatial_frame: "last" (causal, default) or "middle" (DeepEthogram's centred clip, for comparison only).
+        spatial_frame: what the spatial stream sees. "last" (causal, default): frame T-1. "middle": frame T // 2.
+            "deepethogram": exactly what DeepEthogram 0.5's 2D models feed it, the three channels from
+            ``int(T / 2 * 3)`` of the clip stacked frame after frame as ``(B, 3T, H, W)``: for T = 11, channels
+            16-18 = G and B of frame 5 and R of frame 6 (its ``Viewer``); its trained weights expect that, so models
+            imported from DeepEthogram use it.
         freeze_flow_generator: keep the flow generator in eval mode with no gradients (DeepEthogram does).
         flow_generator_kwargs: extra constructor arguments of the flow generator (e.g. ``{"width": 0.5}``).
         backbone_kwargs: extra constructor arguments of the backbones.
@@ -158,6 +162,11 @@ class TwoStream(nn.Module):
             spatial_in = frames.permute(0, 2, 1, 3, 4)  # (B, 3, T, H, W)
             b, c, h, w = flows.shape
             flow_in = flows.reshape(b, c // 2, 2, h, w).permute(0, 2, 1, 3, 4)  # (B, 2, T-1, h, w)
+        elif self.spatial_frame == "deepethogram":
+            b, t, c, h, w = frames.shape
+            start = int(t / 2 * 3)  # DeepEthogram's Viewer on the clip stacked frame after frame
+            spatial_in = frames.reshape(b, t * c, h, w)[:, start : start + 3]
+            flow_in = flows
         else:
             index = self.num_frames - 1 if self.spatial_frame == "last" else self.num_frames // 2
             spatial_in = frames[:, index]
