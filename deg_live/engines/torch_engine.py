@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +59,28 @@ def cpu_flags() -> set[str]:
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes bf16 natively (avx512_bf16 or AMX-BF16)."""
     return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+@contextlib.contextmanager
+def weights_only_loads() -> Iterator[None]:
+    """Every ``torch.load`` inside runs with ``weights_only=True``, whatever its caller asked for.
+
+    ``torch.export.load`` reads the pickled parts of a ``.pt2`` (sample inputs, constants) with the safe loader
+    but, when that refuses a part, retries it with ``weights_only=False`` (torch/_export/serde/serialize.py):
+    a crafted ``encoder.pt2`` in a bundle from someone else would run its code at load. PyTorch's
+    ``TORCH_FORCE_WEIGHTS_ONLY_LOAD`` switch turns that retry into an error. It is set for the duration only
+    (the engine loads before any socket or worker thread of ``deg-live run`` starts).
+    """
+    key = "TORCH_FORCE_WEIGHTS_ONLY_LOAD"
+    before = os.environ.get(key)
+    os.environ[key] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
 
 
 class TorchEngine(Engine):
@@ -146,13 +170,14 @@ class TorchEngine(Engine):
                 "load ONNX); re-export with `deg-train export` (writes .pt2 by default) or use the onnxruntime engine"
             )
         try:
-            with warnings.catch_warnings():  # torch's archive reader warns about shared constants; harmless
+            with warnings.catch_warnings(), weights_only_loads():
+                # torch's archive reader warns about shared constants; harmless
                 warnings.filterwarnings("ignore", message="No complete tensor found", category=UserWarning)
                 program = torch.export.load(path)
         except Exception as err:
             raise EngineError(
                 f"{path}: torch cannot load this exported program ({type(err).__name__}: {str(err).strip()[:300]}); "
-                "the file is corrupt or from an incompatible torch version, re-export the bundle"
+                "the file is corrupt, crafted, or from an incompatible torch version; re-export the bundle"
             ) from None
         # The program's argument names are the Python ones, so compare counts (names are checked on the ONNX).
         sig = program.graph_signature

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -282,3 +283,45 @@ def test_torch_engine_needs_the_exported_program(bundle_copy):
     if cuda_device_count() == 0:  # auto passes over torch for this bundle, and says why
         name, _, reason = choose_auto(bundle)
         assert name == "onnxruntime" and ".pt2" in reason
+
+
+class _OpensAFile:
+    """A pickle that runs code: it opens (creates) a file when unpickled by a loader that allows it."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_crafted_exported_program_runs_no_code(bundle, tmp_path):
+    """``torch.export.load`` retries a pickled part its safe loader refuses with ``weights_only=False``; the torch
+    engine never lets it. The crafted bundle is re-sealed (its hashes rewritten), as whoever sends it can."""
+    import io
+    import zipfile
+
+    import torch
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle.directory, copy)
+    manifest = read_bundle(copy).manifest
+    marker = tmp_path / "code-ran"
+    program = copy / bundle.manifest.encoder.files["torch"]
+    payload = io.BytesIO()
+    torch.save(_OpensAFile(marker), payload)
+    original = zipfile.ZipFile(io.BytesIO(program.read_bytes()))
+    replaced = 0
+    with zipfile.ZipFile(program, "w") as crafted:
+        for info in original.infolist():
+            data = original.read(info.filename)
+            if "/data/sample_inputs/" in info.filename:
+                data, replaced = payload.getvalue(), replaced + 1
+            crafted.writestr(info, data)
+    assert replaced, "the exported program has no pickled sample inputs to replace"
+    write_bundle(copy, manifest, files=list(manifest.files))
+    switch = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
+    with pytest.raises(EngineError, match="cannot load this exported program"):
+        create_engine(read_bundle(copy), "torch", device="cpu")
+    assert not marker.exists(), "loading the bundle ran code from it"
+    assert os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD") == switch  # set only while loading
