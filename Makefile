@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 EXTRAS ?= all
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: setup test test-fast demo lint format bench clean
+.PHONY: setup test test-fast test-deepethogram demo lint format bench clean
 
 setup: $(STAMP)
 
@@ -19,6 +19,11 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
+
+# Parity with DeepEthogram 0.5 itself: builds and trains a tiny project with the real package, installed in an
+# environment of its own (never ours; see ../shared/peer/README.md): make test-deepethogram DEG_PEER_VENV=/path/to/venv
+test-deepethogram: $(STAMP)
+	DEG_PEER_VENV="$(DEG_PEER_VENV)" $(PY) -m pytest -q tests/deepethogram
 
 demo: $(STAMP)
 	$(PY) scripts/demo.py

@@ -12,7 +12,7 @@ import sys
 from camera_adapters.command_line import parser_from_modules, run_parsed
 
 # Modules under deg_train.commands, in the order their commands appear in --help.
-COMMAND_MODULES = ("project", "training", "inference", "export", "studio")
+COMMAND_MODULES = ("project", "training", "inference", "export", "studio", "deepethogram")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,7 +11,7 @@ project's ``models/`` folder:
   (``spatial_frame="deepethogram"``: channels 16-18 of the stacked clip) and its **centred** clip (frames
   t-5..t+5, frames outside the video replaced by the mean colour ``uint8(mean * 255)``, as its ``VideoIterable``
   does). Its features go to the outputs group ``deg_train_deepethogram_<arch>``, beside DeepEthogram's own;
-- a **sequence run** (``<stamp>_sequence_tgmj``): its TGMJ as :class:`~deg_train.models.sequence.tgmj.
+- a **sequence run** (``<stamp>_sequence_tgmj-centred``): its TGMJ as :class:`~deg_train.models.sequence.tgmj.
   DeepEthogramTGMJ` (centred, offline only), with DeepEthogram's thresholds and its postprocessor's minimum bout
   lengths (``postprocessor.type`` / ``min_bout_length``, per behaviour from the labelled bouts as DeepEthogram
   computes them) for ``--postprocess offline``. Its predictions go to ``deg_train_tgmj_centred``.
@@ -415,7 +415,7 @@ def import_deepethogram(
             "postprocess": postprocess.to_dict(),
             "deepethogram": {"project": str(project), "weights": str(seq_file)},
         }
-        sequence_run = new_run_dir(models_dir, "sequence", "tgmj")
+        sequence_run = new_run_dir(models_dir, "sequence", "tgmj-centred")  # never "the latest causal run"
         save_checkpoint(
             sequence_run / "checkpoint_best.pt",
             model=seq_model,

@@ -1,0 +1,114 @@
+"""Our inference with a DeepEthogram project's own models equals DeepEthogram's, on a project it built and trained.
+
+``tests/deepethogram/conftest.py`` builds the TINY project with the real ``deepethogram`` 0.5 package (in the
+environment ``$DEG_PEER_VENV``; skipped without it) and lets DeepEthogram run its own feature and sequence inference
+(groups ``resnet18`` and ``tgmj`` of each ``<video>_outputs.h5``). Then, as a lab would, through our command line:
+
+    deg-train import-deepethogram -p PROJECT
+    deg-train infer -p PROJECT --feature-run <imported> --sequence-run <imported tgmj> --postprocess offline
+
+and our groups ``deg_train_deepethogram_resnet18`` / ``deg_train_tgmj_centred`` must equal DeepEthogram's groups to
+float tolerance (features and logits 1e-4, TGMJ probabilities 1e-5), on every video, starting from the video files,
+while every group DeepEthogram wrote stays byte for byte as it was.
+
+Run: ``make test-deepethogram DEG_PEER_VENV=/path/to/peer/venv`` (a few minutes: DeepEthogram trains three stages).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from deg_live.outputs import list_groups, read_outputs
+from tests.deepethogram.conftest import SPLIT
+
+pytestmark = pytest.mark.slow
+
+DEG_TRAIN = [sys.executable, "-m", "deg_train.cli"]
+
+
+def _cli(*args: str) -> str:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([*DEG_TRAIN, *args], capture_output=True, text=True, env=env, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def _group_digest(path: Path, group: str) -> str:
+    digest = hashlib.sha256()
+    with h5py.File(path, "r") as f:
+        for name in sorted(f[group]):
+            value = np.asarray(f[group][name][()])
+            data = repr(value.tolist()).encode() if value.dtype == object else value.tobytes()  # strings: by value
+            digest.update(name.encode() + str(value.dtype).encode() + str(value.shape).encode() + data)
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def imported(deepethogram_project: Path, tmp_path_factory) -> dict:
+    project = tmp_path_factory.mktemp("deg_import") / deepethogram_project.name
+    shutil.copytree(deepethogram_project, project)
+    videos = [v for names in SPLIT.values() for v in names]
+    before = {
+        v: {g: _group_digest(project / "DATA" / v / f"{v}_outputs.h5", g) for g in ("resnet18", "tgmj")} for v in videos
+    }
+    out = _cli("import-deepethogram", "-p", str(project))
+    feature_run = next(line.split()[2] for line in out.splitlines() if line.startswith("feature run:"))
+    sequence_run = next(line.split()[2] for line in out.splitlines() if line.startswith("sequence run:"))
+    _cli(
+        "infer",
+        "-p",
+        str(project),
+        "--feature-run",
+        feature_run,
+        "--sequence-run",
+        sequence_run,
+        "--postprocess",
+        "offline",
+        "--device",
+        "cpu",
+    )
+    return {"project": project, "videos": videos, "before": before, "out": out}
+
+
+def test_import_reads_its_lightning_checkpoints_and_flow_run(imported):
+    out = imported["out"]
+    assert ".ckpt" in out  # DeepEthogram's own "latest" choice: the best Lightning checkpoint
+    assert "flow_generator_train" in out  # its inference takes the flow generator from the flow run
+
+
+def test_features_and_logits_equal_deepethogram_on_its_videos(imported):
+    for video in imported["videos"]:
+        path = imported["project"] / "DATA" / video / f"{video}_outputs.h5"
+        theirs = read_outputs(path, "resnet18")
+        ours = read_outputs(path, "deg_train_deepethogram_resnet18")
+        np.testing.assert_allclose(ours.spatial_features, theirs.spatial_features, atol=1e-4, rtol=0)
+        np.testing.assert_allclose(ours.flow_features, theirs.flow_features, atol=1e-4, rtol=0)
+        np.testing.assert_allclose(ours.logits, theirs.logits, atol=1e-4, rtol=0)
+        np.testing.assert_allclose(ours.probabilities, theirs.probabilities, atol=1e-5, rtol=0)
+
+
+def test_tgmj_probabilities_equal_deepethogram(imported):
+    for video in imported["videos"]:
+        path = imported["project"] / "DATA" / video / f"{video}_outputs.h5"
+        theirs = read_outputs(path, "tgmj", features=False)
+        ours = read_outputs(path, "deg_train_tgmj_centred", features=False)
+        np.testing.assert_allclose(ours.probabilities, theirs.probabilities, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(ours.logits, theirs.logits, atol=1e-4, rtol=0)
+        np.testing.assert_allclose(ours.thresholds, theirs.thresholds, atol=1e-6)
+
+
+def test_what_deepethogram_wrote_is_unchanged(imported):
+    for video in imported["videos"]:
+        path = imported["project"] / "DATA" / video / f"{video}_outputs.h5"
+        assert {"resnet18", "tgmj"} <= set(list_groups(path))
+        for group, digest in imported["before"][video].items():
+            assert _group_digest(path, group) == digest, (video, group)
