@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from deg_live.postprocess import CausalPostprocessor, PostprocessSettings
-from deg_train.evaluation.metrics import onset_metrics
+from deg_train.evaluation.metrics import onset_metrics, threshold_search
 
 log = logging.getLogger(__name__)
 
@@ -195,8 +195,6 @@ def choose_postprocess(
             :func:`deg_train.evaluation.metrics.threshold_search`).
         rounds: passes of the coordinate ascent.
     """
-    from deg_train.evaluation.metrics import threshold_search
-
     probs = [np.asarray(p, np.float64) for p in probs]
     labels = [np.asarray(y) for y in labels]
     k = len(behaviours)
