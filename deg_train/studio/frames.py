@@ -1,12 +1,16 @@
 """Video frames for the studio: a decode-ahead cache, so stepping shows the next frame without waiting (no Qt).
 
-One :class:`camera_adapters.video.VideoReader` (frame-exact, PyAV) is shared by the GUI thread and a prefetch
-thread under a lock that is held for one frame's decode at a time. The prefetch thread keeps the frames around the
-cursor decoded: ``ahead`` frames after it first (stepping forward and playing decode straight through, which is
-cheap), then ``behind`` frames before it (stepping back in H.264 otherwise means a seek to the previous keyframe
-and a decode forward for every step). The cache is bounded by bytes; the frames farthest from the cursor go first.
+Two :class:`camera_adapters.video.VideoReader` (frame-exact, PyAV) on the same file. The *forward* reader serves
+the GUI thread (a frame not cached is decoded on the spot: a random jump costs one seek and a decode to the frame)
+and the prefetch thread's frames after the cursor, which continue from where the GUI's last read left it (no
+second seek after a jump); it is locked for one frame at a time. The *behind* reader is the prefetch thread's
+alone, so its long seeks never make the GUI wait. While the GUI decodes a frame the prefetch thread pauses.
 
-A frame not in the cache is decoded on the spot (a random jump: one seek and a decode to the frame).
+The prefetch thread decodes ``ahead`` frames after the cursor first (stepping forward and playing decode straight
+through, which is cheap), then the frames before it. Stepping back in H.264 means a seek to the keyframe before
+the frame and a decode forward, so the frames behind are decoded in blocks: when one of the ``behind`` frames is
+missing, every frame from ``2 * behind`` before the cursor up to it is decoded in one pass, and the next seek is
+needed only ``behind`` steps later. The cache is bounded by bytes; the frames farthest from the cursor go first.
 
 Example:
     >>> with FrameCache("rat.mp4") as frames:
@@ -16,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import collections
 import os
 import threading
 import time
@@ -41,18 +44,21 @@ class FrameCache:
 
     def __init__(self, path: str | os.PathLike, *, ahead: int = 48, behind: int = 32, max_bytes: int = 768 << 20):
         self.reader = VideoReader(path)
+        self._behind_reader = VideoReader(path)
         self.path = self.reader.path
         self.n_frames = len(self.reader)
         self.fps = float(self.reader.fps or 30.0)
         self.height, self.width = self.reader.height, self.reader.width
         frame_bytes = self.height * self.width * 3
-        self.capacity = max(ahead + behind + 1, max_bytes // max(1, frame_bytes))
         self.ahead, self.behind = int(ahead), int(behind)
-        self._frames: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
-        self._lock = threading.Lock()  # the reader and the dict
+        self.capacity = max(self.ahead + 2 * self.behind + 1, max_bytes // max(1, frame_bytes))
+        self._frames: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()  # the dictionary only
+        self._read_lock = threading.Lock()  # the forward reader, one frame at a time
         self._wake = threading.Condition()
         self._cursor = 0
         self._stop = False
+        self._gui_reading = threading.Event()
         self.hits = 0
         self.misses = 0
         self.error: BaseException | None = None
@@ -62,17 +68,21 @@ class FrameCache:
     def get(self, index: int) -> np.ndarray:
         """Frame ``index`` as ``(H, W, 3) uint8`` (from the cache, or decoded now)."""
         index = int(index)
-        with self._lock:
-            frame = self._frames.get(index)
-            if frame is not None:
-                self.hits += 1
-                return frame
-            self.misses += 1
+        frame = self._frames.get(index)  # one dictionary lookup: atomic, no lock to wait for
+        if frame is not None:
+            self.hits += 1
+            return frame
+        self.misses += 1
+        with self._read_lock:
             if self.reader is None:
                 raise VideoError(f"{self.path}: the frame cache is closed")
-            frame = self.reader.read(index)
-            self._put(index, frame)
-            return frame
+            self._gui_reading.set()  # the prefetch thread waits: on few cores it would halve this decode
+            try:
+                frame = self.reader.read(index)
+            finally:
+                self._gui_reading.clear()
+        self._put(index, frame)
+        return frame
 
     def cached(self, index: int) -> bool:
         """Whether frame ``index`` is decoded already."""
@@ -96,14 +106,14 @@ class FrameCache:
 
     # -- the prefetch thread ------------------------------------------------------------------------------------------
 
-    def _next_wanted(self, cursor: int) -> int | None:
+    def _next_wanted(self, cursor: int) -> tuple[int, int] | None:
+        """``(first, stop, behind)`` of the next frames to decode, or None when the window around ``cursor`` is full."""
         for i in range(cursor, min(self.n_frames, cursor + self.ahead + 1)):
             if i not in self._frames:
-                return i
-        first = max(0, cursor - self.behind)
-        for i in range(first, cursor):
-            if i not in self._frames:
-                return first if first not in self._frames else i  # decode forward from the earliest gap
+                return i, i + 1, False
+        missing = [i for i in range(max(0, cursor - self.behind), cursor) if i not in self._frames]
+        if missing:
+            return max(0, min(missing[0], cursor - 2 * self.behind)), missing[-1] + 1, True
         return None
 
     def _prefetch(self) -> None:
@@ -115,24 +125,38 @@ class FrameCache:
                     if self._stop:
                         return
                     cursor = self._cursor
-                index = self._next_wanted(cursor)
-                if index is None:
+                wanted = self._next_wanted(cursor)
+                if wanted is None:
                     continue
-                with self._lock:
-                    if self.reader is None:
-                        return
-                    if index not in self._frames:
-                        self._put(index, self.reader.read(index))
+                first, stop, behind = wanted
+                for i in range(first, stop):  # sequential after the first read: one seek per block at most
+                    if self._stop or abs(self._cursor - cursor) > self.ahead:
+                        break  # the person jumped: start over around the new cursor
+                    while self._gui_reading.is_set() and not self._stop:
+                        time.sleep(0.001)
+                    if i in self._frames:
+                        continue
+                    if behind:
+                        frame = self._behind_reader.read(i)
+                    else:
+                        with self._read_lock:
+                            if self.reader is None:
+                                return
+                            frame = self.reader.read(i)
+                    self._put(i, frame)
         except VideoError as err:  # a damaged file: the GUI reads on demand and shows the error there
             self.error = err
+        finally:
+            self._behind_reader.close()
 
     def _put(self, index: int, frame: np.ndarray) -> None:
-        self._frames[index] = frame
-        if len(self._frames) > self.capacity:
-            cursor = self._cursor
-            far = sorted(self._frames, key=lambda i: abs(i - cursor) + (0.5 if i < cursor else 0.0))
-            for i in far[int(self.capacity * 0.9) :]:  # evict a batch: the sort is not paid per frame
-                del self._frames[i]
+        with self._lock:
+            self._frames[index] = frame
+            if len(self._frames) > self.capacity:
+                cursor = self._cursor
+                far = sorted(self._frames, key=lambda i: abs(i - cursor) + (0.5 if i < cursor else 0.0))
+                for i in far[int(self.capacity * 0.9) :]:  # evict a batch: the sort is not paid per frame
+                    del self._frames[i]
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
 
@@ -143,11 +167,12 @@ class FrameCache:
                 return
             self._stop = True
             self._wake.notify()
-        self._thread.join(2.0)
-        with self._lock:
+        self._thread.join(10.0)
+        with self._read_lock:
             if self.reader is not None:
                 self.reader.close()
                 self.reader = None
+        with self._lock:
             self._frames.clear()
 
     def __enter__(self) -> FrameCache:

@@ -92,10 +92,13 @@ class _Track(pg.PlotWidget):
         self.setMinimumHeight(height)
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
 
-    def set_names(self, names: list[str], *, width: int = 150) -> None:
-        """One y tick per band."""
-        self.plotItem.getAxis("left").setTicks([[(i + 0.5, n) for i, n in enumerate(names)]])
-        self.plotItem.getAxis("left").setWidth(width)
+    def set_names(self, names: list[str], *, width: int | None = None) -> None:
+        """One y tick per band; the axis is as wide as the longest name needs (a name that does not fit is hidden)."""
+        if width is None:
+            width = int(np.clip(20 + 7 * max((len(n) for n in names), default=0), 100, 260))
+        axis = self.plotItem.getAxis("left")
+        axis.setTicks([[(i + 0.5, n) for i, n in enumerate(names)]])
+        axis.setWidth(width)
         self.plotItem.setYRange(0, max(1, len(names)), padding=0)
 
     def show_window(self, image: np.ndarray, first: int, count: int, bands: int, cursor: int) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import html
 import logging
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -120,6 +121,7 @@ class StudioWindow(QtWidgets.QMainWindow):
         self._session = 0  # toggle bouts: one undo step each
         self._stroke: dict | None = None
         self._autosaved = -1
+        self._autosave_thread: threading.Thread | None = None
         self._play_origin = (0, 0.0)
 
         self.setWindowTitle(f"deg-train studio: {workspace.title}")
@@ -298,6 +300,7 @@ class StudioWindow(QtWidgets.QMainWindow):
             self.behaviour_buttons.append(button)
         names = [f"[{k}] {n}" if k < 10 else n for k, n in enumerate(self.doc.behaviours)]
         self.label_track.set_names(names)
+        self.label_track.setMinimumHeight(40 + 16 * len(names))  # every band tall enough to read and to hit
         self.toggled = [k for k in self.toggled if k < len(self.doc.behaviours)]
 
     # ============================================================================================ videos
@@ -600,6 +603,8 @@ class StudioWindow(QtWidgets.QMainWindow):
     # ============================================================================================ files
     def save(self) -> Path | None:
         """Write the labels (atomically) and remove the autosave; returns the label file."""
+        if self._autosave_thread is not None:
+            self._autosave_thread.join()  # or it could write a stale autosave after the save removed it
         try:
             path = self.ws.save_labels(self.index, self.doc.table())
         except UserFacingError as err:
@@ -613,16 +618,38 @@ class StudioWindow(QtWidgets.QMainWindow):
         return path
 
     def autosave(self, force: bool = False) -> Path | None:
-        """Write the autosave when there are edits since the last save or autosave."""
+        """Write the autosave when there are edits since the last save or autosave.
+
+        The timer's autosaves are written by a background thread from a copy of the labels (a 200,000-row CSV
+        takes about half a second here; the window must not stall for it); ``force`` (closing, switching videos)
+        writes now and returns the path.
+        """
         doc = self.doc
         if doc is None or not doc.dirty or (doc.revision == self._autosaved and not force):
             return None
+        if self._autosave_thread is not None and self._autosave_thread.is_alive():
+            if not force:
+                return None  # the previous one is still writing; the next tick catches up
+            self._autosave_thread.join()
+        index, table, cursor, revision = self.index, doc.table(), self.cursor, doc.revision
+        if not force:
+
+            def write() -> None:
+                try:
+                    self.ws.autosave(index, table, cursor)
+                except (OSError, UserFacingError) as err:
+                    log.warning("autosave failed: %s", err)
+
+            self._autosave_thread = threading.Thread(target=write, name="studio-autosave", daemon=True)
+            self._autosave_thread.start()
+            self._autosaved = revision
+            return None
         try:
-            path = self.ws.autosave(self.index, doc.table(), self.cursor)
+            path = self.ws.autosave(index, table, cursor)
         except (OSError, UserFacingError) as err:
             self.say(f"autosave failed: {err}")
             return None
-        self._autosaved = doc.revision
+        self._autosaved = revision
         return path
 
     def finalise(self) -> None:

@@ -376,3 +376,70 @@ def test_opens_a_recording_folder(studio, tmp_path):
     saved = read_labels(tmp_path / "s1" / "s1_labels.csv", n_frames=40)
     assert (saved.values[10:20, 1] == 1).all() and (saved.values[:10, 0] == 1).all()
     assert Workspace.open(None, tmp_path / "s1").videos[0].name == "s1"  # one session folder opens too
+
+
+def test_opens_a_deepethogram_project_as_it_is(studio, tmp_path):
+    """A project as DeepEthogram leaves it (absolute paths from another machine, its config sections, -1.0 cells,
+    a video without labels): the studio labels it in place and leaves DeepEthogram's files readable by it."""
+    import shutil
+
+    import yaml
+
+    root = tmp_path / "mice_deepethogram"
+    for name in ("m1", "m2"):
+        (root / "DATA" / name).mkdir(parents=True)
+    config = {
+        "augs": {"LR": 0.5, "resize": [224, 224]},
+        "project": {
+            "class_names": ["background", "grooming", "rearing"],
+            "config_file": "/old/machine/mice_deepethogram/project_config.yaml",
+            "data_path": "/old/machine/mice_deepethogram/DATA",
+            "model_path": "/old/machine/mice_deepethogram/models",
+            "labeler": "jim",
+            "name": "mice",
+            "path": "/old/machine/mice_deepethogram",
+        },
+        "sequence": {"filter_length": 15},
+    }
+    (root / "project_config.yaml").write_text(yaml.safe_dump(config))
+    shutil.copy(rat_mp4(), root / "DATA" / "m1" / "m1.mp4")
+    shutil.copy(rat_mp4(SESSION_B), root / "DATA" / "m2" / "m2.mp4")
+    lines = [",background,grooming,rearing"] + [f"{i},0,1,0" if i < 20 else f"{i},-1,-1,-1.0" for i in range(144)]
+    (root / "DATA" / "m1" / "m1_labels.csv").write_text("\n".join(lines) + "\n")
+    w = studio(root)
+    assert [v.name for v in w.ws.videos] == ["m1", "m2"] and w.doc.counts()["labelled"] == 20
+    np.testing.assert_array_equal(w.doc.values[:20], np.tile(GROOM, (20, 1)))
+    press(w, K.Key_Return, CTRL)  # finalise m1 -> m2 (no labels yet) opens
+    assert w.ws.videos[w.index].name == "m2" and not w.doc.labelled_rows().any()
+    press(w, K.Key_2)
+    press(w, K.Key_Right, times=9)
+    press(w, K.Key_S, CTRL)
+    m2 = read_labels(root / "DATA" / "m2" / "m2_labels.csv", n_frames=160)
+    assert m2.behaviours == BEHAVIOURS and (m2.values[:10, 2] == 1).all() and (m2.values[10:] == -1).all()
+    kept = yaml.safe_load((root / "project_config.yaml").read_text())
+    assert kept["augs"] == config["augs"] and kept["sequence"] == config["sequence"]  # its sections intact
+    m1 = read_labels(root / "DATA" / "m1" / "m1_labels.csv", n_frames=144)
+    assert (m1.values[20:] == [1, 0, 0]).all()
+
+
+def test_screenshot_shows_what_was_painted(studio, tmp_path, qapp):
+    from deg_live.viewer.render import behaviour_colours
+    from deg_train.studio.tracks import UNLABELLED, UNLABELLED_ALT
+
+    w = studio(unlabelled_video(tmp_path))
+    press(w, K.Key_2)
+    press(w, K.Key_Right, times=30)
+    press(w, K.Key_Escape)
+    pump(qapp, 0.05)
+    image = w.grab().toImage()
+    colours = behaviour_colours(BEHAVIOURS)
+
+    def at(frame: int, band: int) -> np.ndarray:
+        p = w.label_track.mapTo(w, w.track_point(frame, band))
+        c = image.pixelColor(p.x(), p.y())
+        return np.array([c.red(), c.green(), c.blue()])
+
+    assert np.abs(at(15, 2) - colours[2]).max() <= 8  # rearing painted in its colour
+    grey = [np.abs(at(f, 2) - np.asarray(u)).max() for f in (80, 82) for u in (UNLABELLED, UNLABELLED_ALT)]
+    assert min(grey) <= 8  # unlabelled hatching where nobody labelled
+    assert np.abs(at(15, 1) - colours[1]).max() > 40  # grooming absent there: not its colour
