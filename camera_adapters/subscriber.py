@@ -56,6 +56,7 @@ from camera_adapters.wire import (
     FrameTooLarge,
     WireError,
     decode_message,
+    restart_reason,
     topic_for,
 )
 
@@ -124,7 +125,7 @@ class _SequenceCounters:
         self.received += 1
         if self._last is not None:
             stream, index = self._last
-            if (message.stream_id != stream) or message.index <= index:
+            if restart_reason(stream, index, message.stream_id, message.index) is not None:
                 self.restarts += 1
             elif message.index > index + 1:
                 self.gaps += message.index - index - 1

@@ -175,6 +175,22 @@ class Frame:
         raise WireError(f"unknown pixel_format {self.pixel_format!r}")
 
 
+def restart_reason(last_stream_id: str | None, last_index: int | None, stream_id: str | None, index: int) -> str | None:
+    """The one rule for "the camera stream restarted": why a message starts a new stream, or None.
+
+    A stream restarted when its ``stream_id`` changed (a new publisher start) or its index did not go forward
+    (the camera's counter was reset). Used by the subscriber's counters, the live pipeline (which resets its
+    history) and the viewer's timeline (which clears it); ``last_index`` None means no message yet.
+    """
+    if last_index is None:
+        return None
+    if stream_id != last_stream_id:
+        return f"stream id {last_stream_id} -> {stream_id}"
+    if index <= last_index:
+        return f"frame index went back from {last_index} to {index}"
+    return None
+
+
 def check_pixels(pixels: np.ndarray, pixel_format: str) -> None:
     """Raise :class:`WireError` unless ``pixels`` has the shape and dtype ``pixel_format`` announces."""
     if pixel_format not in PIXEL_FORMATS:

@@ -65,7 +65,7 @@ import numpy as np
 from camera_adapters.errors import UserFacingError
 from camera_adapters.network import CurveClient, CurveServer
 from camera_adapters.video import resize_rgb
-from camera_adapters.wire import DEFAULT_LIMITS, EndOfStream, Frame, FrameLimits
+from camera_adapters.wire import DEFAULT_LIMITS, EndOfStream, Frame, FrameLimits, restart_reason
 from deg_live.bundle import Bundle, read_bundle
 from deg_live.events import DEFAULT_EVENTS_ENDPOINT, EventMessage, EventPublisher, StateMessage
 from deg_live.postprocess import CausalPostprocessor, Transition
@@ -415,13 +415,9 @@ class LivePipeline:
 
         # Stream bookkeeping: a restart resets the history; a long gap too.
         if self._last_index is not None:
-            if frame.stream_id != self._stream_id or frame.index <= self._last_index:
+            why = restart_reason(self._stream_id, self._last_index, frame.stream_id, frame.index)
+            if why is not None:
                 self.telemetry.count("restarts")
-                why = (
-                    f"stream id {self._stream_id} -> {frame.stream_id}"
-                    if frame.stream_id != self._stream_id
-                    else f"frame index went back from {self._last_index} to {frame.index}"
-                )
                 self._reset_stream(f"the camera stream restarted ({why})")
                 self._stream_shape = None
                 self._last_index = None

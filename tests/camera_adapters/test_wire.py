@@ -15,6 +15,7 @@ from camera_adapters.wire import (
     decode_message,
     encode_end,
     encode_frame,
+    restart_reason,
 )
 
 
@@ -152,3 +153,14 @@ def test_encode_checks_pixels():
         encode_frame(Frame(index=0, pixels=np.zeros((4, 4, 3), np.float32), pixel_format="rgb24"))
     with pytest.raises(WireError, match="unknown pixel_format"):
         encode_frame(Frame(index=0, pixels=np.zeros((4, 4, 3), np.uint8), pixel_format="rgba"))
+
+
+def test_the_one_restart_rule():
+    """A new stream id, or an index that does not go forward, is a restart; a forward jump is a gap, not one."""
+    assert restart_reason(None, None, "a", 0) is None  # the first message
+    assert restart_reason("a", 5, "a", 6) is None
+    assert restart_reason("a", 5, "a", 90) is None
+    assert restart_reason("a", 5, "a", 5) == "frame index went back from 5 to 5"
+    assert restart_reason("a", 5, "a", 0) == "frame index went back from 5 to 0"
+    assert restart_reason("a", 5, "b", 6) == "stream id a -> b"
+    assert restart_reason(None, 5, "b", 6) == "stream id None -> b"
