@@ -39,14 +39,18 @@ def _import(args: argparse.Namespace) -> int:
     print(f"feature run:  {runs.feature_run}  (outputs group {runs.latent_name})")
     for kind, source in runs.sources.items():
         print(f"  {kind:9s} from {source}")
+    print(f"causal twin:  {runs.causal_feature_run}  (same weights on our causal window: for live use)")
     if runs.sequence_run is not None:
         print(f"sequence run: {runs.sequence_run}  (DeepEthogram's TGMJ: centred, offline only)")
     for item in runs.not_honoured:
         print(f"not reproduced: {item}")
     p = args.project
     print("next:")
-    print(f"  deg-train extract -p {p} --feature-run {runs.feature_run.name}")
     if runs.sequence_run is not None:
-        print(f"  deg-train infer -p {p} --sequence-run {runs.sequence_run.name} --postprocess offline")
-    print(f"  deg-train train-sequence -p {p} --feature-run {runs.feature_run.name}   # our causal model, for live")
+        print(
+            f"  deg-train infer -p {p} --feature-run {runs.feature_run.name} --sequence-run {runs.sequence_run.name} "
+            "--postprocess offline   # DeepEthogram's own predictions"
+        )
+    print(f"  deg-train train-sequence -p {p} --feature-run {runs.causal_feature_run.name}   # our causal model")
+    print(f"  deg-train export {p} --out BUNDLE   # then: deg-live run --bundle BUNDLE ...")
     return 0

@@ -16,9 +16,11 @@ project's ``models/`` folder:
   lengths (``postprocessor.type`` / ``min_bout_length``, per behaviour from the labelled bouts as DeepEthogram
   computes them) for ``--postprocess offline``. Its predictions go to ``deg_train_tgmj_centred``.
 
-Then ``deg-train train-sequence --feature-run <that feature run>`` trains our causal sequence model on those
-features, and ``export`` + ``deg-live run`` take the lab's own feature extractor live (the live path is causal:
-it cannot use the centred clip nor TGMJ, so live probabilities differ from DeepEthogram's offline ones).
+- a **causal feature run** (``<stamp>_feature_deepethogram-<arch>-causal``): the same weights on our causal window
+  (frames t-T+1..t, the spatial stream on frame t itself; group ``deg_train_deepethogram_<arch>_causal``). A live
+  system cannot look ahead, so this is the run for live use: ``deg-train train-sequence --feature-run <it>`` trains
+  our causal sequence model on its features, and ``export`` + ``deg-live run`` take the lab's own feature extractor
+  live, with live == offline as for any run of ours. Its features are not DeepEthogram's (those need the future).
 
 Every file is read without running code from it (:mod:`deg_train.models.safe_load`): Lightning checkpoints hold
 OmegaConf configs, read with stand-ins. What cannot be reproduced is refused with a message (a feature extractor
@@ -74,6 +76,8 @@ class ImportedRuns:
         feature_run: our feature run (DeepEthogram's flow generator + feature extractor).
         sequence_run: our run of its TGMJ, or None when the project has no trained sequence model.
         latent_name: the outputs group the feature run writes.
+        causal_feature_run: the same weights on our causal window (spatial stream on frame t): what our causal
+            sequence model trains on and what goes live (``deg_train_deepethogram_<arch>_causal``).
         sources: which DeepEthogram file each came from.
         not_honoured: settings of the project we could not reproduce (also logged once).
     """
@@ -81,6 +85,7 @@ class ImportedRuns:
     feature_run: Path
     sequence_run: Path | None
     latent_name: str
+    causal_feature_run: Path
     sources: dict[str, str] = field(default_factory=dict)
     not_honoured: list[str] = field(default_factory=list)
 
@@ -376,6 +381,7 @@ def import_deepethogram(
         "pad_rgb": pad_colour(mean),
         "exclusive": exclusive,
         "imported_from": str(fe_file),
+        "latent_name": latent_name,
     }
     save_checkpoint(
         feature_run / "checkpoint_best.pt",
@@ -389,6 +395,31 @@ def import_deepethogram(
         extra=extra,
     )
     mark_done(feature_run, {"imported_from": str(fe_file)})
+    # Its causal twin, for our causal sequence model and live use: the same weights on OUR causal window (frames
+    # t-T+1..t, the spatial stream on frame t itself), so live equals offline by construction. Written last: the
+    # newest feature run, which train-sequence takes by default.
+    causal_kwargs = {**kwargs, "spatial_frame": "last"}
+    causal_model = create_model("two_stream", "hidden_two_stream", **causal_kwargs)
+    causal_model.load_state_dict(model.state_dict())
+    causal_latent = our_group_name(f"deepethogram_{fe_arch}_causal")
+    causal_feature_run = new_run_dir(models_dir, "feature", f"deepethogram-{fe_arch}-causal")
+    save_checkpoint(
+        causal_feature_run / "checkpoint_best.pt",
+        model=causal_model,
+        stage="feature",
+        arch="hidden_two_stream",
+        model_kwargs=causal_kwargs,
+        behaviours=behaviours,
+        config={**config, "sequence": {"latent_name": causal_latent}},
+        epoch=0,
+        extra={
+            "exclusive": exclusive,
+            "imported_from": str(fe_file),
+            "causal_twin_of": str(feature_run),
+            "latent_name": causal_latent,
+        },
+    )
+    mark_done(causal_feature_run, {"imported_from": str(fe_file)})
 
     # -- sequence model (TGMJ) ---------------------------------------------------------------------------------
     seq_file = Path(sequence_weights) if sequence_weights else latest_weights(project, "sequence")
@@ -436,4 +467,4 @@ def import_deepethogram(
         mark_done(sequence_run, {"imported_from": str(seq_file)})
     for item in not_honoured:
         log.warning("DeepEthogram setting not reproduced: %s", item)
-    return ImportedRuns(feature_run, sequence_run, latent_name, sources, not_honoured)
+    return ImportedRuns(feature_run, sequence_run, latent_name, causal_feature_run, sources, not_honoured)

@@ -192,12 +192,13 @@ def probabilities(logits: np.ndarray, exclusive: bool = False) -> np.ndarray:
 def latent_name_for(meta: dict[str, Any]) -> str:
     """The outputs group for a feature run.
 
-    ``sequence.latent_name`` if the config sets one, else ``deg_train_<feature arch>``
+    ``sequence.latent_name`` if the config sets one, else the run's own (``extra.latent_name``: imported
+    DeepEthogram runs), else ``deg_train_<feature arch>``
     (:func:`deg_live.outputs.our_group_name`: never one of DeepEthogram's own group names, so its ``resnet18``
     features stay as it wrote them).
     """
     config = meta.get("config") or {}
-    name = (config.get("sequence") or {}).get("latent_name")
+    name = (config.get("sequence") or {}).get("latent_name") or (meta.get("extra") or {}).get("latent_name")
     if name:
         return str(name)
     arch = (config.get("feature") or {}).get("arch") or meta.get("arch") or "features"
