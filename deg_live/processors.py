@@ -30,13 +30,14 @@ import shlex
 import sys
 import threading
 import time
+import typing
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TextIO
 
 from camera_adapters.errors import UserFacingError
 from camera_adapters.plugins import Availability, Registry
-from camera_adapters.settings import ConfigError, load_settings
+from camera_adapters.settings import ConfigError, load_settings, parse_overrides
 
 if TYPE_CHECKING:
     from deg_live.pipeline import FrameResult
@@ -115,6 +116,25 @@ def available_processors() -> list[Availability]:
     return PROCESSORS.available()
 
 
+def _typed_options(settings_cls: type, options: dict[str, str]) -> dict[str, Any]:
+    """``key=value`` texts as the values :func:`load_settings` checks.
+
+    Text fields stay as typed (a port ``COM3`` or a behaviour ``1`` is never turned into a number), booleans also
+    take 1/0, the rest are read as YAML scalars (``20``, ``true``).
+    """
+    hints = typing.get_type_hints(settings_cls)
+    data: dict[str, Any] = {}
+    for key, text in options.items():
+        hint = hints.get(key)
+        if hint is str or hint == (str | None):
+            data[key] = text
+        elif hint is bool and text in ("1", "0"):
+            data[key] = text == "1"
+        else:
+            data.update(parse_overrides([f"{key}={text}"]))
+    return data
+
+
 def create_processor(spec: str) -> Processor:
     """Build a processor from a command-line spec: ``"NAME key=value ..."`` or ``"pkg.module:Class key=value"``.
 
@@ -156,9 +176,7 @@ def create_processor(spec: str) -> Processor:
             known = " ".join(f"{f.name}=..." for f in fields)
             raise ProcessorError(f"processor {name!r} needs {', '.join(missing)}= (its options: {known})")
         try:
-            settings = load_settings(
-                cls.Settings, overrides=[f"{k}={v}" for k, v in options.items()], source=f"processor {name!r}"
-            )
+            settings = load_settings(cls.Settings, _typed_options(cls.Settings, options), source=f"processor {name!r}")
         except ConfigError as err:
             raise ProcessorError(str(err)) from None
         options = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
@@ -294,7 +312,7 @@ class SerialProcessor(Processor):
         """The ``--processor serial`` options (see the class docstring)."""
 
         port: str
-        line: Literal["dtr", "rts"] = "dtr"
+        line: str = "dtr"
         behaviour: str | None = None
         mode: Literal["pulse", "level"] = "pulse"
         pulse_ms: float = 10.0

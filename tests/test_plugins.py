@@ -90,8 +90,13 @@ def test_processor_options_are_typed_by_its_settings():
         create_processor("serial port=loop:// pulse_ms=abc")
     with pytest.raises(ProcessorError, match=r"foo: unknown key \(known keys here: behaviour, invert, line"):
         create_processor("serial port=loop:// foo=1")
-    with pytest.raises(ProcessorError, match="line: expected one of 'dtr', 'rts'"):
+    with pytest.raises(ProcessorError, match="serial line 'cts': choose one of dtr, rts"):
         create_processor("serial port=loop:// line=cts")
+    with pytest.raises(ProcessorError, match="invert: expected true or false, got 'maybe'"):
+        create_processor("serial port=loop:// invert=maybe")
+    # What the command line took before the options were typed still works: DTR, invert=1, a behaviour named 1.
+    with create_processor("serial port=loop:// line=DTR invert=1 behaviour=1 pulse_ms=5") as old_style:
+        assert old_style.trigger.line == "dtr" and old_style.trigger.invert is True and old_style.behaviour == "1"
     with pytest.raises(ProcessorError, match="processor 'serial' needs port="):
         create_processor("serial")
     with pytest.raises(ProcessorError, match="pulse_ms must be between 0 and 60000"):
