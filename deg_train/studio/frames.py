@@ -10,7 +10,9 @@ The prefetch thread decodes ``ahead`` frames after the cursor first (stepping fo
 through, which is cheap), then the frames before it. Stepping back in H.264 means a seek to the keyframe before
 the frame and a decode forward, so the frames behind are decoded in blocks: when one of the ``behind`` frames is
 missing, every frame from ``2 * behind`` before the cursor up to it is decoded in one pass, and the next seek is
-needed only ``behind`` steps later. The cache is bounded by bytes; the frames farthest from the cursor go first.
+needed only ``behind`` steps later. Behind blocks start when the person steps back or has stayed put for
+``behind_after_s``; right after a jump they would only compete with the next jump's decode. The cache is bounded
+by bytes; the frames farthest from the cursor go first.
 
 Example:
     >>> with FrameCache("rat.mp4") as frames:
@@ -44,7 +46,7 @@ class FrameCache:
 
     def __init__(self, path: str | os.PathLike, *, ahead: int = 48, behind: int = 32, max_bytes: int = 768 << 20):
         self.reader = VideoReader(path)
-        self._behind_reader = VideoReader(path)
+        self._behind_reader: VideoReader | None = None  # opened by the prefetch thread (its index costs a demux)
         self.path = self.reader.path
         self.n_frames = len(self.reader)
         self.fps = float(self.reader.fps or 30.0)
@@ -53,10 +55,13 @@ class FrameCache:
         self.ahead, self.behind = int(ahead), int(behind)
         self.capacity = max(self.ahead + 2 * self.behind + 1, max_bytes // max(1, frame_bytes))
         self._frames: dict[int, np.ndarray] = {}
+        self.behind_after_s = 0.5  # frames behind are prefetched when stepping back, or after this long still
         self._lock = threading.Lock()  # the dictionary only
         self._read_lock = threading.Lock()  # the forward reader, one frame at a time
         self._wake = threading.Condition()
         self._cursor = 0
+        self._backwards = False
+        self._moved = 0.0
         self._stop = False
         self._gui_reading = threading.Event()
         self.hits = 0
@@ -73,15 +78,17 @@ class FrameCache:
             self.hits += 1
             return frame
         self.misses += 1
-        with self._read_lock:
-            if self.reader is None:
-                raise VideoError(f"{self.path}: the frame cache is closed")
-            self._gui_reading.set()  # the prefetch thread waits: on few cores it would halve this decode
-            try:
-                frame = self.reader.read(index)
-            finally:
-                self._gui_reading.clear()
-        self._put(index, frame)
+        self._gui_reading.set()  # before the lock: the prefetch thread must not start a decode now
+        try:
+            with self._read_lock:
+                frame = self._frames.get(index)  # the prefetch thread may have just decoded it
+                if frame is None:
+                    if self.reader is None:
+                        raise VideoError(f"{self.path}: the frame cache is closed")
+                    frame = self.reader.read(index)
+                    self._put(index, frame)
+        finally:
+            self._gui_reading.clear()
         return frame
 
     def cached(self, index: int) -> bool:
@@ -91,7 +98,10 @@ class FrameCache:
     def set_cursor(self, index: int) -> None:
         """Tell the prefetch thread where the person is; it decodes around there."""
         with self._wake:
-            self._cursor = int(index)
+            index = int(index)
+            self._backwards = index < self._cursor
+            self._moved = time.monotonic()
+            self._cursor = index
             self._wake.notify()
 
     def wait_ready(self, index: int, count: int, timeout: float = 5.0) -> bool:
@@ -111,6 +121,8 @@ class FrameCache:
         for i in range(cursor, min(self.n_frames, cursor + self.ahead + 1)):
             if i not in self._frames:
                 return i, i + 1, False
+        if not self._backwards and time.monotonic() - self._moved < self.behind_after_s:
+            return None  # after a jump or forward steps a behind block's seek would only slow the next jump
         missing = [i for i in range(max(0, cursor - self.behind), cursor) if i not in self._frames]
         if missing:
             return max(0, min(missing[0], cursor - 2 * self.behind)), missing[-1] + 1, True
@@ -121,7 +133,7 @@ class FrameCache:
             while True:
                 with self._wake:
                     while not self._stop and self._next_wanted(self._cursor) is None:
-                        self._wake.wait(0.5)
+                        self._wake.wait(0.1)
                     if self._stop:
                         return
                     cursor = self._cursor
@@ -137,17 +149,21 @@ class FrameCache:
                     if i in self._frames:
                         continue
                     if behind:
-                        frame = self._behind_reader.read(i)
-                    else:
-                        with self._read_lock:
-                            if self.reader is None:
-                                return
-                            frame = self.reader.read(i)
-                    self._put(i, frame)
+                        if self._behind_reader is None:
+                            self._behind_reader = VideoReader(self.path)
+                        self._put(i, self._behind_reader.read(i))
+                        continue
+                    with self._read_lock:
+                        if self.reader is None:
+                            return
+                        if self._gui_reading.is_set():
+                            break  # the GUI wants a frame: let it have the reader, then look again
+                        self._put(i, self.reader.read(i))
         except VideoError as err:  # a damaged file: the GUI reads on demand and shows the error there
             self.error = err
         finally:
-            self._behind_reader.close()
+            if self._behind_reader is not None:
+                self._behind_reader.close()
 
     def _put(self, index: int, frame: np.ndarray) -> None:
         with self._lock:
