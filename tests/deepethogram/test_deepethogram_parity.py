@@ -112,3 +112,59 @@ def test_what_deepethogram_wrote_is_unchanged(imported):
         assert {"resnet18", "tgmj"} <= set(list_groups(path))
         for group, digest in imported["before"][video].items():
             assert _group_digest(path, group) == digest, (video, group)
+
+
+def test_the_labs_models_go_live(imported, tmp_path):
+    """train-sequence on the causal twin, export, and deg-live on every frame == deg-train infer with those runs."""
+    from deg_live.bundle import read_bundle
+    from deg_live.outputs import read_predictions
+    from deg_live.recorder import read_recording
+    from tests.test_workflow import Children, cli, free_port, wait_for
+
+    project = imported["project"]
+    causal_twin = next(line.split()[2] for line in imported["out"].splitlines() if line.startswith("causal twin:"))
+    video = project / "DATA" / "test_a" / "test_a.avi"
+    bundle_dir, offline, record = tmp_path / "bundle", tmp_path / "offline", tmp_path / "rec"
+    one_thread = ("--device", "cpu", "--threads", "1")
+    children = Children(tmp_path)
+    dt = cli("deg-train")
+    try:
+        children.run(
+            "train-sequence",
+            [
+                *(*dt, "train-sequence", "-p", str(project), "--preset", "tiny", "--device", "cpu"),
+                *("--feature-run", causal_twin, "sequence.epochs=2", "sequence.steps_per_epoch=5"),
+            ],
+            600,
+        )
+        children.run("infer", [*dt, "infer", "-p", str(project), str(video), "--out", str(offline), *one_thread], 300)
+        children.run("export", [*dt, "export", str(project), "--out", str(bundle_dir), "--no-torch"], 300)
+        camera = children.start(
+            "deg-camera",
+            [
+                *(*cli("deg-camera"), "video", f"path={video}", "rate=0"),
+                *("--bind", "tcp://127.0.0.1:*", "--lossless", "tcp://127.0.0.1:*", "--lossless-block"),
+                *("--drain-timeout", "180", "--quiet"),
+            ],
+        )
+        lossless = wait_for(r"\(lossless (tcp://127\.0\.0\.1:\d+)\)", children, "deg-camera", camera, 60).group(1)
+        live = children.start(
+            "deg-live",
+            [
+                *(*cli("deg-live"), "run", "--bundle", str(bundle_dir), "--frames", lossless, "--every-frame"),
+                *("--exit-at-end", "--record", str(record), "--session", "lab"),
+                *("--events", f"tcp://127.0.0.1:{free_port()}", "--backend", "onnxruntime", "--precision", "fp32"),
+                *("--engine-option", "threads=1", "--quiet"),
+            ],
+        )
+        for name, proc in (("deg-camera", camera), ("deg-live", live)):
+            children.wait(name, proc, 300)
+    finally:
+        children.stop_all()
+    bundle = read_bundle(bundle_dir)
+    assert Path(bundle.manifest.training["feature_run"]).name == Path(causal_twin).name  # the lab's own feature extractor
+    predictions = read_predictions(offline / "test_a_outputs.h5")
+    rec = read_recording(record / "lab")
+    assert rec["outputs"]["frame_index"].tolist() == list(range(len(predictions.probabilities)))
+    live = np.asarray(rec["outputs"]["P"], np.float32)
+    np.testing.assert_allclose(live, predictions.probabilities, rtol=1e-4, atol=2e-5)
