@@ -162,7 +162,7 @@ def test_the_labs_models_go_live(imported, tmp_path):
     finally:
         children.stop_all()
     bundle = read_bundle(bundle_dir)
-    assert Path(bundle.manifest.training["feature_run"]).name == Path(causal_twin).name  # the lab's own feature extractor
+    assert Path(bundle.manifest.training["feature_run"]).name == Path(causal_twin).name  # the lab's model
     predictions = read_predictions(offline / "test_a_outputs.h5")
     rec = read_recording(record / "lab")
     assert rec["outputs"]["frame_index"].tolist() == list(range(len(predictions.probabilities)))
