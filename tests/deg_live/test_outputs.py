@@ -7,10 +7,14 @@ import numpy as np
 import pytest
 
 from deg_live.outputs import (
+    FOREIGN,
     OUTPUTS_SCHEMA_VERSION,
+    PRODUCER,
     OutputsError,
     group_attrs,
+    group_producer,
     list_groups,
+    our_group_name,
     outputs_path_for,
     read_outputs,
     read_predictions,
@@ -161,3 +165,49 @@ def test_read_predictions_picks_the_sequence_group_and_reads_any_group_with_p(tm
     rec = read_predictions(path, "deg_live")
     assert rec.behaviours == ["b0", "b1", "b2"] and rec.thresholds.tolist() == [0.5, 0.5, 0.5]
     assert rec.rows["decisions"].dtype == bool and rec.rows["frame_index"].tolist() == [0, 2, 4, 6, 8]
+
+
+def _deepethogram_group(path, name, a):
+    """A group as DeepEthogram 0.5 writes it: its datasets, no attributes at all."""
+    with h5py.File(path, "a") as f:
+        g = f.create_group(name)
+        for key in ("spatial_features", "flow_features", "logits"):
+            g.create_dataset(key, data=a[key])
+        g.create_dataset("P", data=a["probabilities"])
+        g.create_dataset("thresholds", data=np.full(3, 0.5, np.float32))
+        g.create_dataset("class_names", data=[b.encode() for b in BEHAVIOURS], dtype=h5py.string_dtype())
+
+
+def test_our_group_names_never_collide_with_deepethogram():
+    assert our_group_name("resnet18") == "deg_train_resnet18"
+    assert our_group_name("tgm", centred=True) == "deg_train_tgm_centred"
+    assert our_group_name("deg_train_tgm") == "deg_train_tgm"  # idempotent
+
+
+def test_a_group_deepethogram_wrote_is_kept_unless_overwrite(tmp_path):
+    path = tmp_path / "rat_outputs.h5"
+    theirs, ours = _arrays(seed=1), _arrays(seed=2)
+    _deepethogram_group(path, "resnet18", theirs)
+    assert group_producer(path, "resnet18") == FOREIGN and group_producer(path, "tgmj") is None
+    with pytest.raises(OutputsError, match="another program"):
+        write_outputs(path, "resnet18", thresholds=None, behaviours=BEHAVIOURS, **ours)
+    np.testing.assert_array_equal(read_outputs(path, "resnet18").spatial_features, theirs["spatial_features"])
+    write_outputs(path, our_group_name("resnet18"), thresholds=None, behaviours=BEHAVIOURS, **ours)
+    assert group_producer(path, "deg_train_resnet18") == PRODUCER
+    np.testing.assert_array_equal(read_outputs(path, "resnet18").spatial_features, theirs["spatial_features"])
+    write_outputs(path, "resnet18", thresholds=None, behaviours=BEHAVIOURS, overwrite=True, **ours)  # asked for
+    np.testing.assert_array_equal(read_outputs(path, "resnet18").spatial_features, ours["spatial_features"])
+
+
+def test_groups_older_versions_of_ours_wrote_are_still_ours_and_read(tmp_path):
+    path = tmp_path / "rat_outputs.h5"
+    a = _arrays()
+    write_outputs(path, "tgm", thresholds=[0.2] * 3, behaviours=BEHAVIOURS, logits=a["logits"],
+                  probabilities=a["probabilities"])  # fmt: skip
+    with h5py.File(path, "a") as f:
+        del f["tgm"].attrs["producer"]  # as written before the producer attribute existed
+    assert group_producer(path, "tgm") == PRODUCER
+    assert read_predictions(path).group == "tgm"
+    write_outputs(path, "tgm", thresholds=[0.3] * 3, behaviours=BEHAVIOURS, logits=a["logits"],
+                  probabilities=a["probabilities"])  # fmt: skip
+    np.testing.assert_allclose(read_outputs(path, "tgm").thresholds, [0.3] * 3)

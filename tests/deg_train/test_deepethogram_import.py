@@ -125,6 +125,12 @@ def test_import_writes_ready_runs_with_its_settings(tmp_path):
     # the flow generator comes from the flow run (what DeepEthogram's inference loads), not the feature file
     assert torch.equal(own["flow_generator.conv1.0.weight"], made["flow"]["conv1.0.weight"])
 
+    twin = load_encoder(runs.causal_feature_run)  # same weights on our causal window, for live use
+    assert twin.window == "causal" and twin.latent_name == "deg_train_deepethogram_resnet18_causal"
+    twin_model, _ = build_model_from_checkpoint(runs.causal_feature_run, expect_stage="feature")
+    assert twin_model.spatial_frame == "last"
+    assert all(torch.equal(v, own[k]) for k, v in twin_model.state_dict().items())
+
     seq = load_sequence(runs.sequence_run)
     assert not seq.causal and seq.output_name == "deg_train_tgmj_centred"
     assert seq.latent_name == runs.latent_name
