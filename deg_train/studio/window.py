@@ -304,27 +304,36 @@ class StudioWindow(QtWidgets.QMainWindow):
         self.toggled = [k for k in self.toggled if k < len(self.doc.behaviours)]
 
     # ============================================================================================ videos
-    def open_video(self, index: int) -> None:
-        """Open video ``index`` of the workspace (the current one is autosaved first if it has unsaved edits)."""
+    def open_video(self, index: int, *, cursor: int | None = None) -> bool:
+        """Open video ``index`` of the workspace at frame ``cursor`` (default: the first, or the autosave's).
+
+        The current video is autosaved first if it has unsaved edits. A video or label file that cannot be read
+        leaves the current video open and says why (it raises only when no video is open yet).
+        """
         if not 0 <= index < len(self.ws.videos):
-            return
+            return False
         if self.doc is not None and self.doc.dirty:
             self.autosave(force=True)
         self.pause()
         video = self.ws.videos[index]
-        frames = FrameCache(video.video)
+        frames = None
         try:
+            frames = FrameCache(video.video)
             table, note = self.ws.load_labels(index, frames.n_frames)
-        except UserFacingError:
-            frames.close()
-            raise
+        except UserFacingError as err:
+            if frames is not None:
+                frames.close()
+            if self.doc is None:
+                raise
+            self.say(f"cannot open {video.name}: {err}")
+            return False
         if self.frames is not None:
             self.frames.close()
         self.frames = frames
         self.index = index
         self.doc = LabelDocument(table, exclusive=self.ws.exclusive)
         self._autosaved = -1
-        start = 0
+        start = 0 if cursor is None else int(cursor)
         if note is not None:
             self.doc.revision += 1  # restored from an autosave: not on disk yet
             self._autosaved = self.doc.revision
@@ -346,6 +355,7 @@ class StudioWindow(QtWidgets.QMainWindow):
         self.frame_box.fit()
         self._draw_overview()
         self.refresh_suggestions()
+        return True
 
     def _fill_video_list(self) -> None:
         self.video_list.clear()
@@ -692,9 +702,7 @@ class StudioWindow(QtWidgets.QMainWindow):
                 if self.doc.dirty and self.save() is None:
                     return
                 self.ws.add_behaviour(name)
-                cursor = self.cursor
-                self.open_video(self.index)
-                self.set_cursor(cursor)
+                self.open_video(self.index, cursor=self.cursor)
             else:
                 self.ws.add_behaviour(name)
                 self.doc.add_behaviour(name)
@@ -716,9 +724,7 @@ class StudioWindow(QtWidgets.QMainWindow):
                 if self.doc.dirty and self.save() is None:
                     return
                 self.ws.remove_behaviour(name)
-                cursor = self.cursor
-                self.open_video(self.index)
-                self.set_cursor(cursor)
+                self.open_video(self.index, cursor=self.cursor)
             else:
                 self.doc.remove_behaviour(name)
                 self.ws.remove_behaviour(name)
@@ -833,7 +839,8 @@ class StudioWindow(QtWidgets.QMainWindow):
         s = self.suggestions[i]
         self.suggestion_at = i
         if self.ws.videos[self.index].name != s.video:
-            self.open_video(next(j for j, v in enumerate(self.ws.videos) if v.name == s.video))
+            if not self.open_video(next(j for j, v in enumerate(self.ws.videos) if v.name == s.video)):
+                return
             self.suggestion_at = i
         self.queue_list.setCurrentRow(i)
         self.set_cursor(s.start)
@@ -900,7 +907,8 @@ class StudioWindow(QtWidgets.QMainWindow):
         self.say(message)
         if code == 0:
             current = self.group_combo.currentText() or None
-            self.open_video(self.index) if not self.doc.dirty else None
+            if not self.doc.dirty:
+                self.open_video(self.index, cursor=self.cursor)
             if current and current in [self.group_combo.itemText(i) for i in range(self.group_combo.count())]:
                 self.group_combo.setCurrentText(current)
                 self.load_predictions(current)

@@ -443,3 +443,22 @@ def test_screenshot_shows_what_was_painted(studio, tmp_path, qapp):
     grey = [np.abs(at(f, 2) - np.asarray(u)).max() for f in (80, 82) for u in (UNLABELLED, UNLABELLED_ALT)]
     assert min(grey) <= 8  # unlabelled hatching where nobody labelled
     assert np.abs(at(15, 1) - colours[1]).max() > 40  # grooming absent there: not its colour
+
+
+def test_an_unreadable_video_leaves_the_open_one_open(studio, tmp_path):
+    good = tmp_path / "s1"
+    unlabelled_video(good, "s1")
+    (good / "s1_recording.json").write_text("{}\n")
+    bad = tmp_path / "s2"
+    bad.mkdir()
+    (bad / "s2.mp4").write_bytes(b"not a video at all" * 100)
+    (bad / "s2_recording.json").write_text("{}\n")
+    w = studio(tmp_path)
+    assert [v.name for v in w.ws.videos] == ["s1", "s2"] and w.index == 0
+    press(w, K.Key_1)
+    press(w, K.Key_Right, times=3)
+    assert w.open_video(1) is False
+    assert w.index == 0 and w.doc.dirty and "cannot open s2" in w.messages[-1]
+    np.testing.assert_array_equal(w.doc.values[:4, 1], [1, 1, 1, 1])
+    press(w, K.Key_Right)  # still working
+    assert w.cursor == 4 and w.doc.values[4, 1] == 1
