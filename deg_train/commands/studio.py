@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 
 from camera_adapters.errors import UserFacingError
 
@@ -60,6 +61,17 @@ def _studio(args: argparse.Namespace) -> int:
     confirm = (lambda _question: False) if args.screenshot else None  # a screenshot run never asks
     window = StudioWindow(workspace, start=start, autosave_s=args.autosave_s, confirm=confirm)
     window.show()
+
+    def unexpected(kind, value, tb) -> None:
+        # Without this hook PyQt ends the process on an exception in a slot, and unsaved edits with it.
+        traceback.print_exception(kind, value, tb)
+        try:
+            window.autosave(force=True)
+            window.say(f"internal error: {kind.__name__}: {value} (details on the terminal; edits autosaved)")
+        except Exception:  # the hook must not raise
+            pass
+
+    sys.excepthook = unexpected
     if args.screenshot:
 
         def shoot() -> None:

@@ -617,7 +617,7 @@ class StudioWindow(QtWidgets.QMainWindow):
             self._autosave_thread.join()  # or it could write a stale autosave after the save removed it
         try:
             path = self.ws.save_labels(self.index, self.doc.table())
-        except UserFacingError as err:
+        except (OSError, UserFacingError) as err:  # a full disk, a read-only folder: keep the window and the edits
             self.say(f"NOT saved: {err}")
             return None
         self.doc.mark_saved()

@@ -117,3 +117,23 @@ def test_killed_window_keeps_the_saved_csv_and_a_readable_autosave(tmp_path, stu
     w.save()
     assert not autosave.exists()
     np.testing.assert_array_equal(read_labels(tmp_path / "a_labels.csv").values, w.doc.values)
+
+
+def test_an_unexpected_error_in_the_window_does_not_end_it(tmp_path):
+    """PyQt ends the process on an exception in a slot unless a hook takes it: the studio's hook logs it and keeps
+    the window (and the person's edits) alive."""
+    video = unlabelled_video(tmp_path)
+    shot = tmp_path / "after.png"
+    code = (
+        "import sys\n"
+        "from pyqtgraph.Qt import QtCore, QtWidgets\n"
+        "app = QtWidgets.QApplication(sys.argv[:1])\n"
+        "def boom():\n"
+        "    raise ZeroDivisionError('scripted failure in a slot')\n"
+        "QtCore.QTimer.singleShot(50, boom)\n"
+        "from deg_train.cli import main\n"
+        f"sys.exit(main(['studio', {str(video)!r}, '--screenshot', {str(shot)!r}]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "scripted failure in a slot" in out.stderr and shot.exists()
