@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from camera_adapters.errors import UserFacingError
+from camera_adapters.progress import progress_bar
 from camera_adapters.video import VideoReader
 from deg_live.outputs import PRODUCER, group_attrs, group_producer, our_group_name, outputs_path_for, write_outputs
 from deg_live.windows import iter_causal_windows
@@ -353,7 +353,7 @@ def encode_frames(
     features = logits = None
     pos = 0
     desc = progress if isinstance(progress, str) else "encode"
-    bar = tqdm(total=n_frames, desc=desc, unit="frame", leave=False, disable=not progress)
+    bar = progress_bar(total=n_frames, desc=desc, unit="frame", leave=False, disable=not progress, logger=log)
     device_type = torch.device(device).type
     autocast = torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16")
     with torch.inference_mode(), autocast:
@@ -518,7 +518,7 @@ def extract_features(
     names = select_shard(names, shard)
     fingerprint = loaded.fingerprint() + ("" if precision == "fp32" else f":{precision}")
     paths = []
-    for name in tqdm(names, desc="extract", unit="video", disable=not progress):
+    for name in progress_bar(names, desc="extract", unit="video", disable=not progress, logger=log):
         record = records[name]
         out = Path(getattr(record, "outputs_path", None) or outputs_path_for(record.video_path))
         attrs = group_attrs(out, loaded.latent_name)
