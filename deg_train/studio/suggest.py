@@ -4,8 +4,8 @@ Four reasons to look at a stretch of frames nobody has labelled yet, each scored
 
 - ``near threshold``: a behaviour's probability close to its threshold, ``1 - |p - t| / max(t, 1 - t)``;
 - ``uncertain``: high entropy of the behaviours' probabilities (normalised: 1 = no idea which behaviour);
-- ``causal vs centred``: the causal model (group ``<arch>``) and the centred comparison model (``<arch>_centred``,
-  written by ``deg-train infer`` for the comparison runs) decide differently;
+- ``causal vs centred``: the causal model (group ``deg_train_<arch>``) and the centred comparison model
+  (``deg_train_<arch>_centred``, :func:`deg_live.outputs.our_group_name`) decide differently;
 - ``live event``: an onset decided live in a recording (``deg_live`` group) that no label covers yet.
 
 Frames scoring at least ``min_score`` join into bouts (gaps of up to ``join_gap`` frames bridged); each bout's
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from camera_adapters.errors import UserFacingError
-from deg_live.outputs import read_predictions
+from deg_live.outputs import OUR_GROUP_PREFIX, our_group_name, read_predictions
 from deg_train.studio.workspace import StudioVideo
 
 log = logging.getLogger(__name__)
@@ -135,8 +135,8 @@ def suggest_for_video(
         found = bouts(score, open_frames, min_score=min_score, join_gap=join_gap, min_length=min_length)
         add(reason, found, lambda a, b, w=which: main.behaviours[int(np.bincount(w[a:b]).argmax())])
 
-    centred = f"{main.group}_centred"
-    if centred in groups:
+    centred = our_group_name(main.group, centred=True) if main.group.startswith(OUR_GROUP_PREFIX) else None
+    if centred is not None and centred != main.group and centred in groups:
         try:
             other = read_predictions(video.outputs_path, centred)
         except UserFacingError as err:

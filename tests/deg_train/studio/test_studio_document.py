@@ -119,3 +119,18 @@ def test_suggestions_rank_across_videos(tmp_path):
         (0, 4, 0.9),
         (7, 8, 0.9),
     ]
+
+
+def test_causal_and_centred_models_disagreeing_make_a_suggestion(tmp_path):
+    from deg_live.outputs import our_group_name
+
+    video = unlabelled_video(tmp_path)
+    causal = np.full((144, 3), 0.02, np.float32)
+    causal[:, 0] = 0.98
+    centred = causal.copy()
+    centred[100:120, 1] = 0.97  # the centred model sees grooming the causal one misses (both far from 0.5)
+    write_model_outputs(video, causal, group=our_group_name("tgm"))
+    write_model_outputs(video, centred, group=our_group_name("tgm", centred=True))
+    ws = Workspace.open(None, video)
+    found = [s for s in suggest([(ws.videos[0], None)]) if s.reason == "causal vs centred"]
+    assert [(s.start, s.stop, s.behaviour) for s in found] == [(100, 120, "grooming")]
