@@ -22,6 +22,7 @@ from deg_train.inference.deepethogram import DeepEthogramImportError, import_dee
 from deg_train.inference.extract import iter_centred_windows, load_encoder
 from deg_train.inference.predict import load_sequence
 from deg_train.models.checkpoints import build_model_from_checkpoint
+from deg_train.models.registry import create_model
 from tests.deg_train.test_weights import DEG_F_TABLE, fake_state, write_deg_checkpoint
 
 BEHAVIOURS = ["background", "a", "b", "c"]  # DEG_F_TABLE's heads have 4 classes
@@ -162,3 +163,42 @@ def test_centred_windows_are_deepethogram_clips():
         for j, s in enumerate(range(t - 2, t + 3)):
             expected = frames[s, 0, 0] if 0 <= s < 7 else pad
             np.testing.assert_array_equal(windows[t, j, 0, 0], expected)
+
+
+@pytest.mark.parametrize("stream", ["spatial", "flow"])
+def test_a_per_stream_file_loads_into_that_stream_only(tmp_path, stream):
+    """DeepEthogram's curriculum writes ``spatial/`` and ``flow/checkpoint.pt``: ``Sequential(cnn, Linear)``."""
+    from deg_train.models.feature.two_stream import TwoStream
+    from deg_train.models.weights import load_weights
+
+    full = fake_state(DEG_F_TABLE, seed=4)
+    prefix = f"{stream}_classifier."
+    part = {k[len(prefix) :]: v for k, v in full.items() if k.startswith(prefix)}  # keys 0.* and 1.*
+    path = write_deg_checkpoint(tmp_path / "checkpoint.pt", part)
+    model = TwoStream(num_classes=4, flow_generator="tinymotionnet", backbone="resnet18", num_frames=11)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    report = load_weights(model, path)
+    assert report.source == "deepethogram" and len(report.loaded) == len(part)
+    after = model.state_dict()
+    assert torch.equal(after[f"{stream}_encoder.conv1.weight"], part["0.conv1.weight"])
+    assert torch.equal(after[f"{stream}_head.weight"], part["1.weight"])
+    other = "flow" if stream == "spatial" else "spatial"
+    assert torch.equal(after[f"{other}_encoder.conv1.weight"], before[f"{other}_encoder.conv1.weight"])
+    assert torch.equal(after["flow_generator.conv1.0.weight"], before["flow_generator.conv1.0.weight"])
+
+
+def test_tgmj_file_maps_every_tensor_its_forward_pass_uses(tmp_path):
+    from deg_train.models.weights import load_weights
+
+    state = _positive_vars(fake_state(TGMJ_TABLE, seed=5))
+    path = write_deg_checkpoint(tmp_path / "last.ckpt", state, lightning=True)
+    model = create_model("sequence", "tgmj", input_dim=1024, num_classes=4)
+    report = load_weights(model, path)
+    skipped = {s.split(":")[0] for s in report.skipped}
+    assert skipped == {"h2.weight", "h2.bias"} | {f"tgm_layers.{i}.delta" for i in range(3)}
+    own = model.state_dict()
+    assert torch.equal(own["classify1.weight"], state["classify1.0.weight"][..., 0])
+    assert torch.equal(own["bn2.running_var"], state["classify2.1.running_var"])
+    assert torch.equal(own["tgm_layers.1.cls_attn"], state["tgm_layers.1.cls_attn"][0, :, :, 0, 0])
+    with pytest.raises(ValueError, match="centred"):
+        create_model("sequence", "tgmj", input_dim=8, num_classes=2, causal=True)
