@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import BEHAVIOURS, rat_mp4, unlabelled_video, write_model_outputs
+from studio_support import BEHAVIOURS, rat_mp4, unlabelled_video, write_model_outputs
 
 from camera_adapters.video import VideoReader
 from deg_live.labels import LabelError, empty_labels

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import unlabelled_video
+from studio_support import unlabelled_video
 
 from deg_live.labels import read_labels
 

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import BEHAVIOURS, SESSION_B, pump, rat_mp4, unlabelled_video, write_model_outputs
+from studio_support import BEHAVIOURS, SESSION_B, pump, rat_mp4, unlabelled_video, write_model_outputs
 
 pytest.importorskip("PyQt6")
 pytest.importorskip("pyqtgraph")
