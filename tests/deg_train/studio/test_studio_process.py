@@ -137,3 +137,30 @@ def test_an_unexpected_error_in_the_window_does_not_end_it(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "scripted failure in a slot" in out.stderr and shot.exists()
+
+
+def test_deepethogram_reads_what_the_studio_saved(tmp_path, studio):
+    """DeepEthogram's own label reader (in its own environment, ``$DEG_PEER_VENV``) reads the studio's CSV as the
+    same array: unlabelled -1, absent 0, present 1, background first."""
+    venv = os.environ.get("DEG_PEER_VENV")
+    if not venv or not (Path(venv) / "bin" / "python").exists():
+        pytest.skip("DEG_PEER_VENV is not set to an environment with DeepEthogram 0.5 (see ../shared/peer/README.md)")
+    from pyqtgraph.Qt import QtCore, QtTest
+
+    w = studio(unlabelled_video(tmp_path))
+    QtTest.QTest.keyClick(w, QtCore.Qt.Key.Key_2)
+    for _ in range(20):
+        QtTest.QTest.keyClick(w, QtCore.Qt.Key.Key_Right)
+    path = w.save()
+    code = (
+        "import sys, json\n"
+        "from deepethogram.file_io import read_labels\n"
+        "print(json.dumps(read_labels(sys.argv[1]).astype(int).tolist()))\n"
+    )
+    out = subprocess.run(
+        [str(Path(venv) / "bin" / "python"), "-c", code, str(path)], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    import json
+
+    np.testing.assert_array_equal(np.array(json.loads(out.stdout.strip().splitlines()[-1])), w.doc.values)
