@@ -31,7 +31,10 @@ caller passes ``overwrite=True`` (the user's ``--overwrite``).
 This module is the one reader and writer of these files for both sides: deg_train writes and reads feature and
 sequence groups (re-exported by :mod:`deg_train.project`), the viewer reads any group holding ``P``
 (:func:`read_predictions`, also the recorder's ``deg_live`` group, which adds ``decisions``, ``frame_index`` and
-``video_frame`` rows). numpy and h5py only, no torch.
+``video_frame`` rows), and the live recorder (:mod:`deg_live.recorder`) grows its ``deg_live`` group row by row
+while it records (:class:`OutputsAppender`, written in place and flushed, not atomically: a recording must be
+readable while it grows and after a crash, up to its last flush) and reads it back (:func:`read_group`). numpy and
+h5py only, no torch.
 
 Example:
     >>> write_outputs("DATA/rat1/rat1_outputs.h5", "deg_train_resnet18", spatial_features=s, flow_features=f,
@@ -452,3 +455,166 @@ def read_features(path: str | os.PathLike, latent_name: str | None = None) -> tu
     """
     out = read_outputs(path, latent_name)
     return out.features, out.logits
+
+
+def read_group(path: str | os.PathLike, group: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Every dataset of one group as stored (no checks, no conversions) and its attributes.
+
+    For files whose group holds more than DeepEthogram's datasets, e.g. the recorder's ``deg_live`` group
+    (:class:`OutputsAppender`); :func:`read_outputs` and :func:`read_predictions` are the checked readers.
+
+    Raises:
+        OutputsError: the file is missing or unreadable, or has no such group (the message lists those there are).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise OutputsError(f"{path}: outputs file not found")
+    with _open_read(path) as f:
+        if group not in f or not isinstance(f[group], h5py.Group):
+            groups = sorted(k for k in f.keys() if isinstance(f[k], h5py.Group))
+            raise OutputsError(f"{path}: no group {group!r} (it holds {groups})")
+        g = f[group]
+        datasets = {name: g[name][()] for name in g.keys() if isinstance(g[name], h5py.Dataset)}
+        return datasets, _decode_attrs(g.attrs)
+
+
+@dataclass(frozen=True)
+class RowColumn:
+    """One per-row dataset of an :class:`OutputsAppender` group: ``(M, K)`` when ``per_behaviour`` else ``(M,)``."""
+
+    name: str
+    dtype: Any
+    per_behaviour: bool = False
+
+
+class OutputsAppender:
+    """A new outputs file whose one group grows by rows while it is produced: the live recorder's ``deg_live`` group.
+
+    The group has DeepEthogram's ``thresholds`` and ``class_names`` (fixed-length ascii) and one resizable dataset
+    per :class:`RowColumn` (``P``, ``logits``, ``decisions``, ``frame_index`` ...), all starting with 0 rows;
+    :meth:`append` adds rows to every column at once, :meth:`flush` puts them on disk. The file is written in
+    place, not atomically (it must be readable while it grows): a killed process leaves a file readable up to the
+    last flush. Disk errors (``OSError``; ``RuntimeError`` from h5py while closing) come out as they are, so the
+    caller can stop and keep what is there; use :func:`read_group` or :func:`read_predictions` to read it.
+
+    Args:
+        path: the ``<session>_outputs.h5`` file to create (replaced if it holds only groups of ours).
+        group: the group's name.
+        behaviours: K names, ``background`` first.
+        thresholds: ``(K,)``.
+        columns: the per-row datasets.
+        schema_version: stored on the file and on the group.
+        producer: the file's ``producer`` attribute.
+        attrs: more group attributes (JSON-encoded where they are not plain values).
+        chunk_rows: HDF5 chunk length of the per-row datasets.
+
+    Raises:
+        OutputsError: the file exists and holds a group another program (DeepEthogram) wrote, or is not HDF5.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        group: str,
+        *,
+        behaviours: Sequence[str],
+        thresholds: np.ndarray | Sequence[float],
+        columns: Sequence[RowColumn],
+        schema_version: int = OUTPUTS_SCHEMA_VERSION,
+        producer: str = PRODUCER,
+        attrs: Mapping[str, Any] | None = None,
+        chunk_rows: int = 256,
+    ) -> None:
+        self.path = Path(path)
+        self.group_name = group
+        self.columns = tuple(columns)
+        self.k = len(behaviours)
+        thresholds = np.asarray(thresholds, dtype=np.float32)
+        if thresholds.shape != (self.k,):
+            raise OutputsError(f"{self.path}: thresholds have shape {thresholds.shape}, expected ({self.k},)")
+        try:
+            foreign = [name for name in list_groups(self.path) if group_producer(self.path, name) == FOREIGN]
+        except OutputsError:
+            foreign = []  # not HDF5 (a start cut short): nothing anyone could read is lost
+        if foreign:
+            raise OutputsError(
+                f"{self.path}: holds groups {foreign} that another program (DeepEthogram?) wrote; they are kept. "
+                "Record into another folder or session"
+            )
+        self._file: h5py.File | None = h5py.File(self.path, "w")
+        try:
+            f = self._file
+            f.attrs["schema_version"] = schema_version
+            f.attrs["producer"] = producer
+            g = f.create_group(group)
+            g.attrs["schema_version"] = schema_version
+            g.attrs["latent_name"] = group
+            g.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+            for key, value in (attrs or {}).items():
+                g.attrs[key] = _encode_attr(value)
+            for column in self.columns:
+                if column.per_behaviour:
+                    shape, maxshape, chunks = (0, self.k), (None, self.k), (chunk_rows, self.k)
+                else:
+                    shape, maxshape, chunks = (0,), (None,), (chunk_rows,)
+                g.create_dataset(column.name, shape=shape, maxshape=maxshape, chunks=chunks, dtype=column.dtype)
+            g.create_dataset(_THRESHOLDS, data=thresholds)
+            g.create_dataset(_CLASS_NAMES, data=np.array([str(b) for b in behaviours], dtype="S"))
+            f.flush()
+        except BaseException:
+            self._file.close()
+            self._file = None
+            raise
+        self.rows = 0
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has run."""
+        return self._file is None
+
+    def _group(self) -> h5py.Group:
+        if self._file is None:
+            raise OutputsError(f"{self.path}: the outputs file is closed")
+        return self._file[self.group_name]
+
+    def append(self, rows: Sequence[Sequence[Any]]) -> int:
+        """Append rows, each a tuple with one value per column (in ``columns`` order); returns how many.
+
+        Nothing is on disk before :meth:`flush`.
+        """
+        if not rows:
+            return 0
+        g = self._group()
+        n0, n = self.rows, len(rows)
+        for column, values in zip(self.columns, zip(*rows)):
+            dataset = g[column.name]
+            dataset.resize(n0 + n, axis=0)
+            dataset[n0:] = np.stack(values) if column.per_behaviour else np.asarray(values)
+        self.rows = n0 + n
+        return n
+
+    def column(self, name: str) -> np.ndarray:
+        """All rows of one dataset written so far."""
+        return self._group()[name][()]
+
+    def put(self, name: str, data: np.ndarray) -> None:
+        """Write (or replace) a dataset of the group whole, e.g. a per-row column known only at the end."""
+        g = self._group()
+        if name in g:
+            del g[name]
+        g.create_dataset(name, data=data)
+
+    def set_attr(self, key: str, value: Any) -> None:
+        """Set one group attribute (JSON-encoded where it is not a plain value)."""
+        self._group().attrs[key] = _encode_attr(value)
+
+    def flush(self) -> None:
+        """Put everything appended so far on disk."""
+        if self._file is not None:
+            self._file.flush()
+
+    def close(self) -> None:
+        """Flush and close (idempotent); the file is complete and readable afterwards."""
+        f, self._file = self._file, None
+        if f is not None:
+            f.close()

@@ -25,7 +25,8 @@ file                               contents
                                    (K,), ``class_names`` (K,); on finalising also ``video_frame`` (M,) int64,
                                    the video row holding each processed frame (-1 if it never reached the
                                    recorder). Appended and flushed once a second: after a crash the file is
-                                   readable up to the last flush.
+                                   readable up to the last flush. Written and read through
+                                   :mod:`deg_live.outputs` (:class:`~deg_live.outputs.OutputsAppender`).
 ``<session>_events.csv``           one row per onset/offset: ``camera_id, behaviour, kind, frame_index,
                                    bout_start_frame, probability, capture_time_ns, decision_time_ns,
                                    publish_time_ns, latency_ms, stream_id`` (flushed per event).
@@ -78,12 +79,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import av
-import h5py
 import numpy as np
 
 from camera_adapters.errors import UserFacingError
 from camera_adapters.files import atomic_write_text
 from camera_adapters.wire import EndOfStream, Frame
+from deg_live.outputs import OutputsAppender, OutputsError, RowColumn, read_group
 
 logger = logging.getLogger(__name__)
 
@@ -122,15 +123,15 @@ _MP4_OPTIONS = {
     "movflags": "frag_every_frame+empty_moov+default_base_moof",
     "flush_packets": "1",
 }
-# name, dtype, "K" for (M, K) datasets or None for (M,)
+# The per-row datasets of the deg_live group, in the order of a buffered row.
 _OUTPUT_DATASETS = (
-    ("P", np.float32, "K"),
-    ("logits", np.float32, "K"),
-    ("decisions", np.uint8, "K"),
-    ("frame_index", np.int64, None),
-    ("capture_time_ns", np.int64, None),
-    ("decision_time_ns", np.int64, None),
-    ("stream", np.int32, None),
+    RowColumn("P", np.float32, per_behaviour=True),
+    RowColumn("logits", np.float32, per_behaviour=True),
+    RowColumn("decisions", np.uint8, per_behaviour=True),
+    RowColumn("frame_index", np.int64),
+    RowColumn("capture_time_ns", np.int64),
+    RowColumn("decision_time_ns", np.int64),
+    RowColumn("stream", np.int32),
 )
 _SESSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _MAX_CONSECUTIVE_ERRORS = 50  # unexpected errors in a row before the frame thread gives up (recording failed)
@@ -363,7 +364,7 @@ class Recorder:
         self._stream_ids: list[str] = []
         self._last_flush = time.monotonic()
         self._frames_file = self._events_file = None
-        self._h5: h5py.File | None = None
+        self._h5: OutputsAppender | None = None
 
         try:
             if ballast_bytes > 0:
@@ -385,36 +386,30 @@ class Recorder:
             self._events_file.flush()
             self._h5 = self._create_outputs()
             self._write_info()
-        except OSError as err:
+        except (OSError, OutputsError) as err:
             self._finish_frame_side()
             self._finish_main_side()
             self._remove_ballast()
-            raise RecorderError(f"cannot start the recording in {self.folder}: {_describe_os_error(err)}") from None
+            why = str(err) if isinstance(err, OutputsError) else _describe_os_error(err)
+            raise RecorderError(f"cannot start the recording in {self.folder}: {why}") from None
 
     # ------------------------------------------------------------------------------------------------ setup
-    def _create_outputs(self) -> h5py.File:
-        k = len(self.behaviours)
-        h5 = h5py.File(self.outputs_path, "w")
-        h5.attrs["schema_version"] = RECORDING_SCHEMA_VERSION
-        h5.attrs["producer"] = "deg_live"
-        group = h5.create_group(OUTPUTS_GROUP)
-        group.attrs["schema_version"] = RECORDING_SCHEMA_VERSION
-        group.attrs["latent_name"] = OUTPUTS_GROUP
-        group.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        group.attrs["rows"] = "processed frames (see frame_index); equal to video rows when nothing was skipped"
-        group.attrs["stream_ids"] = "[]"
-        chunk = 256
-        for name, dtype, width in _OUTPUT_DATASETS:
-            width = k if width == "K" else None
-            if width:
-                shape, maxshape, chunks = (0, width), (None, width), (chunk, width)
-            else:
-                shape, maxshape, chunks = (0,), (None,), (chunk,)
-            group.create_dataset(name, shape=shape, maxshape=maxshape, chunks=chunks, dtype=dtype)
-        group.create_dataset("thresholds", data=self.thresholds)
-        group.create_dataset("class_names", data=np.array(self.behaviours, dtype="S"))
-        h5.flush()
-        return h5
+    def _create_outputs(self) -> OutputsAppender:
+        """The outputs file with an empty ``deg_live`` group; :mod:`deg_live.outputs` owns its layout."""
+        return OutputsAppender(
+            self.outputs_path,
+            OUTPUTS_GROUP,
+            behaviours=self.behaviours,
+            thresholds=self.thresholds,
+            columns=_OUTPUT_DATASETS,
+            schema_version=RECORDING_SCHEMA_VERSION,
+            producer="deg_live",
+            # stream_ids: a JSON list as a plain string (recordings have always stored it so)
+            attrs={
+                "rows": "processed frames (see frame_index); equal to video rows when nothing was skipped",
+                "stream_ids": "[]",
+            },
+        )
 
     def _write_info(self) -> None:
         info = {
@@ -759,13 +754,8 @@ class Recorder:
         if not self._rows or self._h5 is None:
             return
         rows, self._rows = self._rows, []
-        group = self._h5[OUTPUTS_GROUP]
-        n0, n = group["frame_index"].shape[0], len(rows)
-        for (name, _, width), values in zip(_OUTPUT_DATASETS, zip(*rows)):
-            dataset = group[name]
-            dataset.resize(n0 + n, axis=0)
-            dataset[n0:] = np.stack(values) if width else np.asarray(values)
-        group.attrs["stream_ids"] = json.dumps(self._stream_ids)
+        n = self._h5.append(rows)
+        self._h5.set_attr("stream_ids", json.dumps(self._stream_ids))
         self._h5.flush()
         self.outputs_written += n
 
@@ -900,16 +890,13 @@ class Recorder:
             for row in reader:
                 if len(row) == len(FRAME_COLUMNS):
                     lookup[(row[7], int(row[1]))] = int(row[0])
-        group = self._h5[OUTPUTS_GROUP]
-        index = group["frame_index"][:]
-        stream = group["stream"][:]
+        index = self._h5.column("frame_index")
+        stream = self._h5.column("stream")
         ids = self._stream_ids
         video_frame = np.array(
             [lookup.get((ids[s] if 0 <= s < len(ids) else "", int(i)), -1) for i, s in zip(index, stream)], np.int64
         )
-        if "video_frame" in group:
-            del group["video_frame"]
-        group.create_dataset("video_frame", data=video_frame)
+        self._h5.put("video_frame", video_frame)
         self._h5.flush()
 
     def __enter__(self) -> Recorder:
@@ -1050,11 +1037,8 @@ def read_recording(folder: str | Path) -> dict[str, Any]:
         c: (np.array([int(v) if v != "" else -1 for v in values], np.int64) if c != "stream_id" else values)
         for c, values in frames.items()
     }
-    outputs = {}
-    with h5py.File(folder / f"{session}_outputs.h5", "r") as h5:
-        for name, dataset in h5[OUTPUTS_GROUP].items():
-            outputs[name] = dataset[()]
-        outputs["stream_ids"] = json.loads(h5[OUTPUTS_GROUP].attrs["stream_ids"])
+    outputs, attrs = read_group(folder / f"{session}_outputs.h5", OUTPUTS_GROUP)
+    outputs["stream_ids"] = json.loads(attrs["stream_ids"])
     with open(folder / f"{session}_events.csv", newline="", encoding="utf-8") as f:
         events = list(csv.DictReader(f))
     return {"info": info, "frames": frame_arrays, "outputs": outputs, "events": events}

@@ -593,14 +593,12 @@ def live_decisions(session_dir: Path, n_frames: int, k: int) -> tuple[np.ndarray
     """
     import csv
 
-    import h5py
+    from deg_live.outputs import read_predictions
+    from deg_live.recorder import OUTPUTS_GROUP
 
     name = session_dir.name
-    with h5py.File(session_dir / f"{name}_outputs.h5", "r") as f:
-        g = f["deg_live"]
-        probs = np.asarray(g["P"][()], dtype=np.float32)
-        dec = np.asarray(g["decisions"][()], dtype=bool)
-        frame_index = np.asarray(g["frame_index"][()], dtype=np.int64)
+    recorded = read_predictions(session_dir / f"{name}_outputs.h5", OUTPUTS_GROUP)
+    probs, dec, frame_index = recorded.probabilities, recorded.rows["decisions"], recorded.rows["frame_index"]
     source = {}
     frames_csv = session_dir / f"{name}_frames.csv"
     if frames_csv.exists():

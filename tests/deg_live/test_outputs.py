@@ -10,12 +10,15 @@ from deg_live.outputs import (
     FOREIGN,
     OUTPUTS_SCHEMA_VERSION,
     PRODUCER,
+    OutputsAppender,
     OutputsError,
+    RowColumn,
     group_attrs,
     group_producer,
     list_groups,
     our_group_name,
     outputs_path_for,
+    read_group,
     read_outputs,
     read_predictions,
     write_outputs,
@@ -211,3 +214,80 @@ def test_groups_older_versions_of_ours_wrote_are_still_ours_and_read(tmp_path):
     write_outputs(path, "tgm", thresholds=[0.3] * 3, behaviours=BEHAVIOURS, logits=a["logits"],
                   probabilities=a["probabilities"])  # fmt: skip
     np.testing.assert_allclose(read_outputs(path, "tgm").thresholds, [0.3] * 3)
+
+
+ROW_COLUMNS = (RowColumn("P", np.float32, per_behaviour=True), RowColumn("decisions", np.uint8, per_behaviour=True),
+               RowColumn("frame_index", np.int64))  # fmt: skip
+
+
+def test_appender_grows_a_group_readable_while_it_grows_and_after(tmp_path):
+    """The recorder's live group: rows appended and flushed are readable by another reader before the close."""
+    path = tmp_path / "s_outputs.h5"
+    out = OutputsAppender(path, "deg_live", behaviours=BEHAVIOURS, thresholds=[0.5, 0.4, 0.6], columns=ROW_COLUMNS,
+                          producer="deg_live", attrs={"stream_ids": "[]"})  # fmt: skip
+    rows = [(np.full(3, i / 10, np.float32), np.array([0, i > 4, 0], np.uint8), 2 * i) for i in range(8)]
+    assert out.append(rows[:5]) == 5 and out.append([]) == 0
+    out.set_attr("stream_ids", '["s1"]')
+    out.flush()
+    datasets, attrs = read_group(path, "deg_live")  # while the writer still holds the file
+    assert datasets["P"].shape == (5, 3) and attrs["stream_ids"] == '["s1"]'
+    out.append(rows[5:])
+    assert out.column("frame_index").tolist() == [0, 2, 4, 6, 8, 10, 12, 14]
+    out.put("video_frame", np.arange(8))
+    out.put("video_frame", np.arange(8) + 1)  # replaced, not added twice
+    out.close()
+    out.close()  # idempotent
+    assert out.closed
+    picked = read_predictions(path)  # the viewer's reader
+    assert picked.group == "deg_live" and picked.behaviours == BEHAVIOURS
+    np.testing.assert_allclose(picked.thresholds, [0.5, 0.4, 0.6])
+    assert picked.rows["decisions"][:, 1].tolist() == [i > 4 for i in range(8)]
+    assert picked.rows["video_frame"].tolist() == list(range(1, 9))
+    datasets, attrs = read_group(path, "deg_live")
+    assert [n.decode() for n in datasets["class_names"]] == BEHAVIOURS  # fixed-length ascii, as always
+    assert attrs["latent_name"] == "deg_live" and attrs["schema_version"] == OUTPUTS_SCHEMA_VERSION
+    with pytest.raises(OutputsError, match=r"no group 'nope' \(it holds \['deg_live'\]\)"):
+        read_group(path, "nope")
+    with pytest.raises(OutputsError, match="not found"):
+        read_group(tmp_path / "missing_outputs.h5", "deg_live")
+
+
+def test_appender_never_replaces_a_file_holding_deepethogram_groups(tmp_path):
+    path = tmp_path / "s_outputs.h5"
+    _deepethogram_group(path, "resnet18", _arrays())
+    with pytest.raises(OutputsError, match=r"groups \['resnet18'\] that another program"):
+        OutputsAppender(path, "deg_live", behaviours=BEHAVIOURS, thresholds=[0.5] * 3, columns=ROW_COLUMNS)
+    assert list_groups(path) == ["resnet18"]
+    with pytest.raises(OutputsError, match=r"thresholds have shape \(2,\)"):
+        OutputsAppender(tmp_path / "t_outputs.h5", "g", behaviours=BEHAVIOURS, thresholds=[0.5] * 2, columns=())
+    (tmp_path / "u_outputs.h5").write_bytes(b"cut short")  # not HDF5: nothing readable to keep
+    OutputsAppender(tmp_path / "u_outputs.h5", "g", behaviours=BEHAVIOURS, thresholds=[0.5] * 3, columns=()).close()
+    assert list_groups(tmp_path / "u_outputs.h5") == ["g"]
+
+
+def test_a_recording_older_recorders_wrote_is_read_the_same(tmp_path):
+    """The live group exactly as the recorder wrote it with its own h5py code, before deg_live.outputs did."""
+    from deg_live.recorder import read_recording
+
+    folder = tmp_path / "old"
+    folder.mkdir()
+    with h5py.File(folder / "old_outputs.h5", "w") as f:
+        f.attrs["schema_version"] = 1
+        f.attrs["producer"] = "deg_live"
+        g = f.create_group("deg_live")
+        g.attrs.update(schema_version=1, latent_name="deg_live", created="2026-01-01T00:00:00+00:00")
+        g.attrs["stream_ids"] = '["s1"]'
+        g.create_dataset("P", data=np.full((4, 3), 0.25, np.float32), maxshape=(None, 3), chunks=(256, 3))
+        g.create_dataset("decisions", data=np.ones((4, 3), np.uint8), maxshape=(None, 3), chunks=(256, 3))
+        for name, dtype in (("frame_index", np.int64), ("stream", np.int32), ("video_frame", np.int64)):
+            g.create_dataset(name, data=np.arange(4, dtype=dtype))
+        g.create_dataset("thresholds", data=np.full(3, 0.5, np.float32))
+        g.create_dataset("class_names", data=np.array(BEHAVIOURS, dtype="S"))
+    (folder / "old_frames.csv").write_text("video_frame,frame_index,source_frame,camera_timestamp_ns,"
+                                           "capture_time_ns,publish_time_ns,receive_time_ns,stream_id\n")  # fmt: skip
+    (folder / "old_events.csv").write_text("camera_id,behaviour\n")
+    (folder / "old_recording.json").write_text('{"status": "complete"}')
+    data = read_recording(folder)
+    assert data["outputs"]["stream_ids"] == ["s1"] and data["outputs"]["P"].shape == (4, 3)
+    assert data["outputs"]["frame_index"].tolist() == [0, 1, 2, 3]
+    assert read_predictions(folder / "old_outputs.h5").rows["video_frame"].tolist() == [0, 1, 2, 3]
