@@ -75,6 +75,9 @@ def _studio(args: argparse.Namespace) -> int:
     if args.screenshot:
 
         def shoot() -> None:
+            if window.doc is None and window._opening is not None:  # a large video still opening
+                QtCore.QTimer.singleShot(100, shoot)
+                return
             window.save_png(args.screenshot)
             window.close()
 

@@ -87,7 +87,12 @@ class StudioWindow(QtWidgets.QMainWindow):
         confirm: ``f(question) -> bool`` for yes/no questions (default: a dialog).
         autosave_s: seconds between autosaves of unsaved edits.
         span: frames visible on the timeline.
+        background_open: open the first video in a thread (None: when it is larger than
+            :attr:`background_open_bytes`); the window shows at once and the video appears when indexed.
     """
+
+    #: Video files larger than this open in a background thread (their timestamp index takes a while).
+    background_open_bytes = 200 << 20
 
     def __init__(
         self,
@@ -97,6 +102,7 @@ class StudioWindow(QtWidgets.QMainWindow):
         confirm: Callable[[str], bool] | None = None,
         autosave_s: float = 10.0,
         span: int = 240,
+        background_open: bool | None = None,
     ):
         super().__init__()
         if not workspace.videos:
@@ -140,8 +146,13 @@ class StudioWindow(QtWidgets.QMainWindow):
         self.overview_timer.setSingleShot(True)
         self.overview_timer.setInterval(250)
         self.overview_timer.timeout.connect(self._draw_overview)
+        self._pending_suggestion: int | None = None
+        self._opening: tuple | None = None  # (index, cursor, thread, result) while a video opens in the background
+        self._open_timer = QtCore.QTimer(self)
+        self._open_timer.setInterval(30)
+        self._open_timer.timeout.connect(self._check_opening)
 
-        self.open_video(start)
+        self.open_video(start, background=background_open)
 
     # ============================================================================================ building
     def _build(self) -> None:
@@ -304,29 +315,84 @@ class StudioWindow(QtWidgets.QMainWindow):
         self.toggled = [k for k in self.toggled if k < len(self.doc.behaviours)]
 
     # ============================================================================================ videos
-    def open_video(self, index: int, *, cursor: int | None = None) -> bool:
+    def open_video(self, index: int, *, cursor: int | None = None, background: bool | None = None) -> bool:
         """Open video ``index`` of the workspace at frame ``cursor`` (default: the first, or the autosave's).
 
         The current video is autosaved first if it has unsaved edits. A video or label file that cannot be read
-        leaves the current video open and says why (it raises only when no video is open yet).
+        leaves the current video open and says why (it raises only when no video is open yet and the open is not in
+        the background).
+
+        Opening indexes the file's frame timestamps (a whole demux: about 2 s for an hour of 1080p here), so a
+        large file (:attr:`background_open_bytes`, or ``background=True``) opens in a thread: the window shows and
+        stays usable on the current video, and switches when the new one is ready. Returns False when nothing was
+        (or will be) opened.
         """
         if not 0 <= index < len(self.ws.videos):
             return False
-        if self.doc is not None and self.doc.dirty:
-            self.autosave(force=True)
-        self.pause()
+        if self._opening is not None:
+            self.say(f"still opening {self.ws.videos[self._opening[0]].name}")
+            return False
         video = self.ws.videos[index]
-        frames = None
+        if background is None:
+            try:
+                background = video.video.stat().st_size > self.background_open_bytes
+            except OSError:
+                background = False
+        if background:
+            result: dict = {}
+
+            def load() -> None:
+                try:
+                    result["value"] = self._load(index)
+                except UserFacingError as err:
+                    result["error"] = err
+
+            thread = threading.Thread(target=load, name="studio-open", daemon=True)
+            self._opening = (index, cursor, thread, result)
+            thread.start()
+            self._open_timer.start()
+            self.say(f"opening {video.name}…")
+            return True
         try:
-            frames = FrameCache(video.video)
-            table, note = self.ws.load_labels(index, frames.n_frames)
+            frames, table, note = self._load(index)
         except UserFacingError as err:
-            if frames is not None:
-                frames.close()
             if self.doc is None:
                 raise
             self.say(f"cannot open {video.name}: {err}")
             return False
+        self._show_opened(index, frames, table, note, cursor)
+        return True
+
+    def _load(self, index: int):
+        """The frames and labels of video ``index`` (any thread): ``(FrameCache, LabelTable, note)``."""
+        frames = FrameCache(self.ws.videos[index].video)
+        try:
+            table, note = self.ws.load_labels(index, frames.n_frames)
+        except BaseException:
+            frames.close()
+            raise
+        return frames, table, note
+
+    def _check_opening(self) -> None:
+        index, cursor, thread, result = self._opening
+        if thread.is_alive():
+            return
+        self._open_timer.stop()
+        self._opening = None
+        if "error" in result:
+            self.say(f"cannot open {self.ws.videos[index].name}: {result['error']}")
+            if self.doc is None:
+                self.frame_box.text_item.setHtml(html.escape(str(result["error"])))
+            return
+        if "value" in result:
+            self._show_opened(index, *result["value"], cursor)
+
+    def _show_opened(self, index: int, frames: FrameCache, table, note: str | None, cursor: int | None) -> None:
+        """Make an opened video the current one (GUI thread)."""
+        if self.doc is not None and self.doc.dirty:
+            self.autosave(force=True)
+        self.pause()
+        video = self.ws.videos[index]
         if self.frames is not None:
             self.frames.close()
         self.frames = frames
@@ -355,7 +421,10 @@ class StudioWindow(QtWidgets.QMainWindow):
         self.frame_box.fit()
         self._draw_overview()
         self.refresh_suggestions()
-        return True
+        if self._pending_suggestion is not None and self.suggestions:
+            self.suggestion_at = min(self._pending_suggestion, len(self.suggestions) - 1)
+            self.queue_list.setCurrentRow(self.suggestion_at)
+        self._pending_suggestion = None
 
     def _fill_video_list(self) -> None:
         self.video_list.clear()
@@ -540,6 +609,8 @@ class StudioWindow(QtWidgets.QMainWindow):
 
     def stroke(self, phase: str, frame: float, band: float, modifiers) -> None:
         """A mouse stroke on the label track: ``press`` at (frame, band), ``move``, ``release``."""
+        if self.doc is None:
+            return
         doc = self.doc
         f = int(np.clip(round(frame), 0, doc.n_frames - 1))
         if phase == "press":
@@ -578,12 +649,16 @@ class StudioWindow(QtWidgets.QMainWindow):
 
     def clear_frame(self) -> None:
         """Make the current frame unlabelled."""
+        if self.doc is None:
+            return
         if self.doc.clear(self.cursor, self.cursor + 1):
             self._edited()
         self._draw()
 
     def undo(self) -> None:
         """Undo the last edit."""
+        if self.doc is None:
+            return
         if self.doc.undo() is None:
             self.say("nothing to undo")
         self._edited()
@@ -591,6 +666,8 @@ class StudioWindow(QtWidgets.QMainWindow):
 
     def redo(self) -> None:
         """Redo the last undone edit."""
+        if self.doc is None:
+            return
         if self.doc.redo() is None:
             self.say("nothing to redo")
         self._edited()
@@ -598,6 +675,8 @@ class StudioWindow(QtWidgets.QMainWindow):
 
     def import_predictions(self, only_unlabelled: bool = True) -> None:
         """Take the shown predictions' decisions as labels (only unlabelled frames, or all)."""
+        if self.doc is None:
+            return
         if self.predictions is None:
             self.say("no predictions to import: choose a group with predictions, or run Infer")
             return
@@ -613,6 +692,8 @@ class StudioWindow(QtWidgets.QMainWindow):
     # ============================================================================================ files
     def save(self) -> Path | None:
         """Write the labels (atomically) and remove the autosave; returns the label file."""
+        if self.doc is None:
+            return None
         if self._autosave_thread is not None:
             self._autosave_thread.join()  # or it could write a stale autosave after the save removed it
         try:
@@ -664,6 +745,8 @@ class StudioWindow(QtWidgets.QMainWindow):
 
     def finalise(self) -> None:
         """Confirm, make the rest background, save, and open the next unfinished video."""
+        if self.doc is None:
+            return
         n = self.doc.counts()["unlabelled"]
         name = self.ws.videos[self.index].name
         if not self.confirm(f"Finalise {name}? Its {n} unlabelled frames become background."):
@@ -697,12 +780,14 @@ class StudioWindow(QtWidgets.QMainWindow):
 
     def add_behaviour(self, name: str) -> None:
         """Add a behaviour (to the project and every label file; the current labels are saved first)."""
+        if self.doc is None:
+            return
         try:
             if self.ws.project is not None:
                 if self.doc.dirty and self.save() is None:
                     return
                 self.ws.add_behaviour(name)
-                self.open_video(self.index, cursor=self.cursor)
+                self.open_video(self.index, cursor=self.cursor, background=False)
             else:
                 self.ws.add_behaviour(name)
                 self.doc.add_behaviour(name)
@@ -715,6 +800,8 @@ class StudioWindow(QtWidgets.QMainWindow):
 
     def remove_behaviour(self, name: str) -> None:
         """Remove a behaviour (from the project and every label file; the current labels are saved first)."""
+        if self.doc is None:
+            return
         if not self.confirm(
             f"Remove {name!r} from every video's labels? Frames where it alone was on become background."
         ):
@@ -724,7 +811,7 @@ class StudioWindow(QtWidgets.QMainWindow):
                 if self.doc.dirty and self.save() is None:
                     return
                 self.ws.remove_behaviour(name)
-                self.open_video(self.index, cursor=self.cursor)
+                self.open_video(self.index, cursor=self.cursor, background=False)
             else:
                 self.doc.remove_behaviour(name)
                 self.ws.remove_behaviour(name)
@@ -755,6 +842,8 @@ class StudioWindow(QtWidgets.QMainWindow):
             self.add_behaviour(name.strip())
 
     def _remove_behaviour_dialog(self) -> None:
+        if self.doc is None:
+            return
         names = self.doc.behaviours[1:]
         if not names:
             return
@@ -776,6 +865,8 @@ class StudioWindow(QtWidgets.QMainWindow):
 
     def play(self) -> None:
         """Play from the cursor at the current speed (toggled behaviours are painted as it goes)."""
+        if self.doc is None:
+            return
         if self.cursor >= self.doc.n_frames - 1:
             return
         self.playing = True
@@ -839,9 +930,9 @@ class StudioWindow(QtWidgets.QMainWindow):
         s = self.suggestions[i]
         self.suggestion_at = i
         if self.ws.videos[self.index].name != s.video:
-            if not self.open_video(next(j for j, v in enumerate(self.ws.videos) if v.name == s.video)):
-                return
-            self.suggestion_at = i
+            self._pending_suggestion = i
+            self.open_video(next(j for j, v in enumerate(self.ws.videos) if v.name == s.video), cursor=s.start)
+            return  # the cursor lands on the bout when the video is open
         self.queue_list.setCurrentRow(i)
         self.set_cursor(s.start)
         self.say(f"suggestion {i + 1}/{len(self.suggestions)}: {s.describe()}")
@@ -869,6 +960,8 @@ class StudioWindow(QtWidgets.QMainWindow):
 
     def start_job(self, kind: str, steps: list[list[str]] | None = None) -> StageJob | None:
         """Run the Train or Infer steps (or ``steps``) as child processes; the labels are saved first."""
+        if self.doc is None:
+            return None
         if self.job is not None and self.job.running:
             self.say(f"{self.job.name} is still running; cancel it first")
             return None
@@ -908,7 +1001,7 @@ class StudioWindow(QtWidgets.QMainWindow):
         if code == 0:
             current = self.group_combo.currentText() or None
             if not self.doc.dirty:
-                self.open_video(self.index, cursor=self.cursor)
+                self.open_video(self.index, cursor=self.cursor, background=False)
             if current and current in [self.group_combo.itemText(i) for i in range(self.group_combo.count())]:
                 self.group_combo.setCurrentText(current)
                 self.load_predictions(current)
@@ -926,6 +1019,10 @@ class StudioWindow(QtWidgets.QMainWindow):
 
     def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:
         """Every shortcut (see :data:`SHORTCUTS`)."""
+        if self.doc is None:  # the first video is still opening
+            if event.key() == QtCore.Qt.Key.Key_Question or event.text() == "?":
+                self.toggle_help()
+            return super().keyPressEvent(event)
         keys = QtCore.Qt.Key
         key = event.key()
         mods = event.modifiers()
@@ -1005,6 +1102,13 @@ class StudioWindow(QtWidgets.QMainWindow):
                 self.save()
             else:
                 self.autosave(force=True)
+        if self._opening is not None:  # a video still opening in the background: wait for it, then release it
+            _, _, thread, result = self._opening
+            thread.join(60.0)
+            if "value" in result:
+                result["value"][0].close()
+            self._opening = None
+            self._open_timer.stop()
         self.play_timer.stop()
         self.autosave_timer.stop()
         if self.job is not None and self.job.running:

@@ -462,3 +462,32 @@ def test_an_unreadable_video_leaves_the_open_one_open(studio, tmp_path):
     np.testing.assert_array_equal(w.doc.values[:4, 1], [1, 1, 1, 1])
     press(w, K.Key_Right)  # still working
     assert w.cursor == 4 and w.doc.values[4, 1] == 1
+
+
+def test_a_large_video_opens_in_the_background(qapp, tmp_path):
+    """The window shows before the video is indexed (hour-long files take seconds); keys wait for it."""
+    from deg_train.studio.window import StudioWindow
+
+    video = unlabelled_video(tmp_path)
+    w = StudioWindow(Workspace.open(None, video), confirm=lambda _q: False, autosave_s=3600, background_open=True)
+    try:
+        w.show()
+        assert w.doc is None and w._opening is not None  # nothing indexed until the event loop runs
+        press(w, K.Key_Right)
+        press(w, K.Key_1)
+        press(w, K.Key_S, CTRL)  # ignored, no error
+        assert pump(qapp, 20.0, until=lambda: w.doc is not None)
+        assert w.cursor == 0 and w.doc.n_frames == 144 and not w.doc.labelled_rows().any()
+        press(w, K.Key_1)
+        press(w, K.Key_Right)
+        np.testing.assert_array_equal(w.doc.values[:2], rows(GROOM, GROOM))
+        # Switching to a video in the background keeps the current one usable until the new one is ready.
+        w.ws.videos.append(Workspace.open(None, unlabelled_video(tmp_path / "b", "b")).videos[0])
+        assert w.open_video(1, background=True) and w.index == 0
+        press(w, K.Key_Right)
+        assert w.doc.values[2, 1] == 1
+        assert pump(qapp, 20.0, until=lambda: w.index == 1)
+        assert not w.doc.labelled_rows().any()
+        assert (tmp_path / ".deg_studio" / "a_labels.autosave.csv").exists()  # the edits of a, autosaved
+    finally:
+        w.close()
