@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from camera_adapters.wire import restart_reason
 from deg_live.events import EventMessage, StateMessage
 
 
@@ -113,11 +114,12 @@ class Timeline:
         now = time.monotonic()
         with self._lock:
             self.states_received += 1
+            last = None if self._newest < 0 else self._newest  # None: nothing since the ring was cleared
             if msg.behaviours != self._behaviours:
                 self._behaviours = list(msg.behaviours)
                 self._clear(len(msg.behaviours))
                 self._arrivals.clear()
-            elif (self._stream_id and msg.stream_id != self._stream_id) or msg.frame_index <= self._newest:
+            elif restart_reason(self._stream_id, last, msg.stream_id, msg.frame_index):  # the one restart rule
                 self._clear(len(msg.behaviours))  # a new stream, or the camera restarted under this pipeline run
             self._stream_id = msg.stream_id
             if self._last_seq is not None and msg.seq > self._last_seq + 1:

@@ -27,7 +27,7 @@ pytest.importorskip("pyqtgraph")
 
 from camera_adapters.publisher import FramePublisher
 from camera_adapters.video import VideoReader
-from camera_adapters.wire import Frame
+from camera_adapters.wire import Frame, restart_reason
 from deg_live.events import EventMessage, EventPublisher, StateMessage
 from deg_live.viewer.app import qt_application
 from deg_live.viewer.receiver import StreamReceiver
@@ -381,6 +381,25 @@ def test_timeline_holds_skipped_frames_and_resets_on_a_new_stream():
     timeline.add_state(StateMessage("cam0", 0, t0, t0, BEHAVIOURS, [1, 0, 0], [1, 0, 0], stream_id="other"))
     snap = timeline.snapshot(10)
     assert snap.newest_frame == 0 and snap.valid.sum() == 1 and snap.decisions[-1].tolist() == [True, False, False]
+
+
+def test_timeline_follows_the_one_restart_rule():
+    """camera_adapters.wire.restart_reason decides: an index that goes back clears, a forward jump (a gap) does not."""
+    from deg_live.viewer.timeline import Timeline
+
+    timeline = Timeline(capacity=64)
+    t0 = time.time_ns()
+
+    def state(i, stream="s"):
+        return StateMessage("cam0", i, t0 + i * 40_000_000, t0, BEHAVIOURS, [0, 1, 0], [0, 1, 0], stream_id=stream)
+
+    for i in (10, 11, 30):  # 12..29 never arrived: a gap in one stream, kept
+        timeline.add_state(state(i))
+    assert restart_reason("s", 11, "s", 30) is None and timeline.snapshot(64).processed.sum() == 3
+    timeline.add_state(state(30))  # the same index again: the camera restarted its counter
+    assert restart_reason("s", 30, "s", 30) and timeline.snapshot(64).processed.sum() == 1
+    timeline.add_state(state(31, stream="t"))  # another stream id, index forward: also a restart
+    assert restart_reason("s", 30, "t", 31) and timeline.snapshot(64).processed.sum() == 1
 
 
 def test_receiver_takes_state_and_events_from_separate_endpoints():
