@@ -254,11 +254,14 @@ def test_play_pause_speeds_and_stepping_while_playing(studio, tmp_path, qapp):
     assert w.cursor == 1 and w.playing
     press(w, K.Key_Space)
     assert pump(qapp, 1.0, until=lambda: not w.playing) and w.cursor in (1, 2)
-    # Playing to the end stops there.
+    # Playing to the end stops there, and a toggled behaviour is painted on every frame played over.
     w.set_speed(4.0)
     w.set_cursor(130)
+    press(w, K.Key_2)
     press(w, K.Key_Space)
     assert pump(qapp, 5.0, until=lambda: not w.playing) and w.cursor == 143
+    np.testing.assert_array_equal(w.doc.values[130:], np.tile(REAR, (14, 1)))
+    assert not w.doc.labelled_rows()[3:130].any()
 
 
 def test_suggestion_queue_ranks_and_next_key_jumps(studio, tmp_path):
