@@ -30,7 +30,7 @@ import pyqtgraph as pg
 from pyqtgraph.Qt import QtCore, QtGui, QtWidgets
 
 from camera_adapters.errors import UserFacingError
-from deg_live.viewer.render import ROWS_PER_BAND, behaviour_colours
+from deg_live.viewer.render import ROWS_PER_BAND, band_rows, behaviour_colours
 from deg_live.viewer.review import ReviewData, ReviewError, load_outputs, load_session
 from deg_live.viewer.widgets import FrameBox
 from deg_train.studio.document import LabelDocument
@@ -455,6 +455,7 @@ class StudioWindow(QtWidgets.QMainWindow):
                     self.doc.behaviours.index(b) if b in self.doc.behaviours else -1 for b in data.behaviours
                 ]
                 self.pred_track.set_names(data.behaviours)
+                self.pred_track.setMinimumHeight(40 + 30 * len(data.behaviours))  # probability, decision, label
         self.pred_track.setVisible(self.predictions is not None)
         if self.cursor >= 0:
             self._draw()
@@ -1079,12 +1080,20 @@ class StudioWindow(QtWidgets.QMainWindow):
             super().keyPressEvent(event)
 
     # ============================================================================================ helpers
-    def track_point(self, frame: float, behaviour: int, track: str = "label") -> QtCore.QPoint:
-        """Viewport pixel of a frame in a behaviour's band of the ``label`` or ``pred`` track (tests, screenshots)."""
+    def track_point(self, frame: float, behaviour: int, track: str = "label", part: str = "decision") -> QtCore.QPoint:
+        """Viewport pixel of a frame in a behaviour's band (tests, screenshots).
+
+        Args:
+            frame: the frame.
+            behaviour: the band (a column of the labels for ``label``, of the predictions for ``pred``).
+            track: ``label`` or ``pred``.
+            part: in the ``pred`` track, the middle row of ``prob``, ``decision`` or ``label``.
+        """
         if track == "label":
             band = behaviour + (LABEL_BAND_ROWS - 1) / 2 / LABEL_BAND_ROWS
             return self.label_track.point(frame, band)
-        return self.pred_track.point(frame, behaviour + 0.5 / ROWS_PER_BAND)
+        start, stop = band_rows(0, part)
+        return self.pred_track.point(frame, behaviour + (start + stop) / 2 / ROWS_PER_BAND)
 
     def save_png(self, path: str | Path) -> bool:
         """Grab the window into a PNG."""

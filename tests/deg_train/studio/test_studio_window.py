@@ -494,3 +494,28 @@ def test_a_large_video_opens_in_the_background(qapp, tmp_path):
         assert (tmp_path / ".deg_studio" / "a_labels.autosave.csv").exists()  # the edits of a, autosaved
     finally:
         w.close()
+
+
+def test_predictions_track_shows_decisions_and_disagreements(studio, tmp_path, qapp):
+    from deg_live.viewer.render import LABEL_PRESENT, behaviour_colours
+    from deg_train.studio.tracks import DISAGREE
+
+    video = unlabelled_video(tmp_path)
+    probs = np.full((144, 3), 0.05, np.float32)
+    probs[:, 0] = 0.95
+    probs[20:60, 1] = 0.9  # the model: grooming on 20..59
+    probs[20:60, 0] = 0.05
+    write_model_outputs(video, probs)
+    w = studio(video)
+    drag(w, 40, 80, 1)  # a person: grooming on ~40..80 (agrees on 40..59, disagrees after)
+    pump(qapp, 0.05)
+    image = w.grab().toImage()
+
+    def at(frame: int, part: str) -> np.ndarray:
+        p = w.pred_track.mapTo(w, w.track_point(frame, 1, "pred", part))
+        c = image.pixelColor(p.x(), p.y())
+        return np.array([c.red(), c.green(), c.blue()])
+
+    assert np.abs(at(30, "decision") - behaviour_colours(BEHAVIOURS)[1]).max() <= 8  # the model's decision, solid
+    assert np.abs(at(50, "label") - np.asarray(LABEL_PRESENT)).max() <= 8  # label agrees: white
+    assert np.abs(at(70, "label") - np.asarray(DISAGREE)).max() <= 8  # labelled grooming, model says no: red
