@@ -37,6 +37,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--autosave-s", type=float, default=10.0, metavar="S", help="seconds between autosaves of unsaved edits"
     )
     p.add_argument(
+        "--train-preset",
+        default=None,
+        metavar="NAME",
+        help="the preset the Train button gives `deg-train train-all` when the project has no runs yet "
+        "(e.g. tiny or demo_cpu for a quick first model; default: train-all's own default)",
+    )
+    p.add_argument(
         "--screenshot",
         default=None,
         metavar="PNG",
@@ -59,7 +66,9 @@ def _studio(args: argparse.Namespace) -> int:
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     confirm = (lambda _question: False) if args.screenshot else None  # a screenshot run never asks
-    window = StudioWindow(workspace, start=start, autosave_s=args.autosave_s, confirm=confirm)
+    window = StudioWindow(
+        workspace, start=start, autosave_s=args.autosave_s, confirm=confirm, train_preset=args.train_preset
+    )
     window.show()
 
     def unexpected(kind, value, tb) -> None:

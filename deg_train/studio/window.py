@@ -89,6 +89,8 @@ class StudioWindow(QtWidgets.QMainWindow):
         span: frames visible on the timeline.
         background_open: open the first video in a thread (None: when it is larger than
             :attr:`background_open_bytes`); the window shows at once and the video appears when indexed.
+        train_preset: the preset Train uses when the project has no runs yet (``deg-train train-all --preset``;
+            None: train-all's default). With runs, Train retrains the sequence model with the newest run's config.
     """
 
     #: Video files larger than this open in a background thread (their timestamp index takes a while).
@@ -103,6 +105,7 @@ class StudioWindow(QtWidgets.QMainWindow):
         autosave_s: float = 10.0,
         span: int = 240,
         background_open: bool | None = None,
+        train_preset: str | None = None,
     ):
         super().__init__()
         if not workspace.videos:
@@ -120,7 +123,8 @@ class StudioWindow(QtWidgets.QMainWindow):
         self.suggestions: list[Suggestion] = []
         self.suggestion_at = -1
         self.job: StageJob | None = None
-        self.job_program: list[str] | None = None  # the command jobs run (default: deg-train in this Python)
+        self.job_program: list[str] | None = None
+        self.train_preset = train_preset  # the command jobs run (default: deg-train in this Python)
         self.playing = False
         self.speed = 1.0
         self.messages: list[str] = []
@@ -951,7 +955,8 @@ class StudioWindow(QtWidgets.QMainWindow):
             raise UserFacingError("training needs a project: open one with deg-train studio -p PROJECT")
         runs = sorted(project.runs_dir.glob("*_sequence_*/config.yaml")) if project.runs_dir.is_dir() else []
         if not runs:
-            return [["train-all", "-p", str(project.root)]]
+            preset = ["--preset", self.train_preset] if self.train_preset else []
+            return [["train-all", "-p", str(project.root), *preset], ["infer", "-p", str(project.root)]]
         # Stages 1 and 2 (and their saved features) are kept; the sequence model is retrained on the new labels
         # with the newest sequence run's settings, then the predictions are refreshed.
         return [

@@ -343,7 +343,16 @@ def test_job_runs_deg_train(studio, tmp_path, qapp):
     project.add_video(src, labels=src.with_name("a_labels.csv"))
     w = studio(tmp_path / "p")
     assert w.job_steps("infer") == [["infer", "-p", str(project.root), "a"]]
-    assert w.job_steps("train") == [["train-all", "-p", str(project.root)]]
+    assert w.job_steps("train") == [["train-all", "-p", str(project.root)], ["infer", "-p", str(project.root)]]
+    w.train_preset = "tiny"
+    assert w.job_steps("train")[0] == ["train-all", "-p", str(project.root), "--preset", "tiny"]
+    run = project.runs_dir / "20260101_000000_sequence_tgm"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("preset: tiny\n")
+    assert w.job_steps("train") == [  # with runs: the sequence model again, on the new labels, then predictions
+        ["train-sequence", "-p", str(project.root), "--config", str(run / "config.yaml")],
+        ["infer", "-p", str(project.root)],
+    ]
     job = w.start_job("status", steps=[["status", "-p", str(project.root)]])
     assert pump(qapp, 60.0, until=lambda: job.done)
     assert "status: done" in w.job_label.text(), job.output
