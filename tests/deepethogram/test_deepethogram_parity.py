@@ -106,6 +106,47 @@ def test_tgmj_probabilities_equal_deepethogram(imported):
         np.testing.assert_allclose(ours.thresholds, theirs.thresholds, atol=1e-6)
 
 
+def test_deepethogram_reads_our_group_and_postprocesses_it_as_our_offline_mode(imported, tmp_path):
+    """Its own readers on our TGMJ group: same probabilities; its postprocess_and_save == our --postprocess offline."""
+    import json
+
+    import pandas as pd
+
+    from tests.deepethogram.conftest import peer_python
+
+    project, group = imported["project"], "deg_train_tgmj_centred"
+    ours = {
+        v: pd.read_csv(project / "DATA" / v / f"{v}_predictions.csv", index_col=0).to_numpy()
+        for v in imported["videos"]
+    }
+    script = Path(__file__).with_name("read_with_deepethogram.py")
+    out = tmp_path / "read.json"
+    result = subprocess.run(
+        [str(peer_python()), str(script), str(project), group, str(out)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    read = json.loads(out.read_text())
+    for video in imported["videos"]:
+        path = project / "DATA" / video / f"{video}_outputs.h5"
+        assert group in read[video]["keys"]  # listed in its GUI's predictions drop-down
+        mine = read_outputs(path, group, features=False)
+        np.testing.assert_allclose(np.asarray(read[video]["probabilities"]), mine.probabilities, atol=1e-7, rtol=0)
+        theirs = pd.read_csv(project / "DATA" / video / f"{video}_predictions.csv", index_col=0).to_numpy()
+        mismatch = np.argwhere(theirs != ours[video])
+        assert mismatch.size == 0, f"{video}: decisions differ at (frame, behaviour) {mismatch[:10].tolist()}"
+    # its postprocessor == ours with the imported settings, on probabilities that switch often
+    from deg_train.inference.predict import final_decisions, load_sequence
+
+    run = next(line.split()[2] for line in imported["out"].splitlines() if line.startswith("sequence run:"))
+    seq = load_sequence(run)
+    probabilities = np.asarray(read["_random"]["probabilities"], np.float32)
+    theirs = np.asarray(read["_random"]["decisions"], bool)
+    mine = final_decisions(probabilities, seq.thresholds, seq.postprocess, "offline")
+    assert np.abs(np.diff(theirs.astype(int), axis=0)).sum() > 20  # not a vacuous comparison
+    mismatch = np.argwhere(mine != theirs)
+    assert mismatch.size == 0, f"decisions differ at (frame, behaviour) {mismatch[:10].tolist()}"
+
+
 def test_what_deepethogram_wrote_is_unchanged(imported):
     for video in imported["videos"]:
         path = imported["project"] / "DATA" / video / f"{video}_outputs.h5"
