@@ -52,6 +52,7 @@ from deg_live.labels import (
     write_labels,
 )
 from deg_train.project.frame_cache import FrameCache
+from deg_train.project.normalization import fold_normalization, is_deepethogram_normalized, write_video_stats
 from deg_train.project.settings import ProjectSettings, load_project_settings
 from deg_train.project.splits import Split, make_split
 
@@ -415,7 +416,7 @@ class Project:
             "flow": entry([]),
             "label": entry([labels_file] if labels_file else []),
             "output": entry(outputs),
-            "stats": entry([]),
+            "stats": entry(["stats.yaml"] if (directory / "stats.yaml").is_file() else []),
             "keypoint": entry([]),
             "key": name,
             SETTINGS_KEY: info,
@@ -517,6 +518,9 @@ class Project:
                 "mode": mode,
                 "added": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             }
+            stats = None
+            if is_deepethogram_normalized(self.config):  # DeepEthogram's project: measure colours as it does
+                stats = write_video_stats(tmp / video_file, tmp)
             self._write_record(tmp, name, video_file, labels_file, facts)
             os.rename(tmp, target_dir)
         finally:
@@ -524,6 +528,10 @@ class Project:
                 shutil.rmtree(tmp, ignore_errors=True)
         if new_behaviours:
             self._section["class_names"] = list(new_behaviours)
+        if stats is not None:
+            self.config["augs"]["normalization"] = fold_normalization(self.config["augs"].get("normalization"), stats)
+            log.info("%s: colour statistics folded into augs.normalization (DeepEthogram's way)", name)
+        if new_behaviours or stats is not None:
             self.save_config()
         return self.video(name)
 

@@ -209,3 +209,24 @@ def test_the_labs_models_go_live(imported, tmp_path):
     assert rec["outputs"]["frame_index"].tolist() == list(range(len(predictions.probabilities)))
     live = np.asarray(rec["outputs"]["P"], np.float32)
     np.testing.assert_allclose(live, predictions.probabilities, rtol=1e-4, atol=2e-5)
+
+
+def test_colour_statistics_equal_deepethogram(deepethogram_project):
+    """Our add's measurement of each video and the project fold == what its add_video_to_project wrote."""
+    import yaml
+
+    from deg_train.project.normalization import fold_normalization, video_statistics
+
+    folded = None
+    for video in ("train_a", "val_a", "test_a"):  # the order its build added them in
+        folder = deepethogram_project / "DATA" / video
+        theirs = yaml.safe_load((folder / "stats.yaml").read_text())["normalization"]
+        ours = video_statistics(folder / f"{video}.avi")
+        assert ours["N"] == theirs["N"]
+        np.testing.assert_allclose(ours["mean"], theirs["mean"], atol=1e-12, rtol=0)
+        np.testing.assert_allclose(ours["std"], theirs["std"], atol=1e-12, rtol=0)
+        folded = fold_normalization(folded, ours)
+    project = yaml.safe_load((deepethogram_project / "project_config.yaml").read_text())["augs"]["normalization"]
+    assert folded["N"] == project["N"]
+    np.testing.assert_allclose(folded["mean"], project["mean"], atol=1e-12, rtol=0)
+    np.testing.assert_allclose(folded["std"], project["std"], atol=1e-12, rtol=0)
