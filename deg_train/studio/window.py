@@ -182,6 +182,19 @@ class StudioWindow(QtWidgets.QMainWindow):
         self.buttons_layout.setSpacing(1)
         side_layout.addWidget(self.buttons_box)
         self.behaviour_buttons: list[QtWidgets.QPushButton] = []
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(QtWidgets.QLabel("predictions:"))
+        self.group_combo = QtWidgets.QComboBox()
+        self.group_combo.activated.connect(lambda _i: self.load_predictions(self.group_combo.currentText() or None))
+        row.addWidget(self.group_combo, stretch=1)
+        side_layout.addLayout(row)
+
+        self.queue_list = QtWidgets.QListWidget()
+        self.queue_list.itemActivated.connect(lambda item: self.go_to_suggestion(self.queue_list.row(item)))
+        side_layout.addWidget(QtWidgets.QLabel("suggested bouts (N: next)"))
+        self.queue_list.setMinimumHeight(90)
+        side_layout.addWidget(self.queue_list, stretch=1)
+
         self.info = QtWidgets.QLabel()
         self.info.setTextFormat(QtCore.Qt.TextFormat.RichText)
         self.info.setWordWrap(True)
@@ -195,19 +208,6 @@ class StudioWindow(QtWidgets.QMainWindow):
         side_layout.addWidget(QtWidgets.QLabel("videos (Enter / double-click to open)"))
         side_layout.addWidget(self.video_list)
 
-        row = QtWidgets.QHBoxLayout()
-        row.addWidget(QtWidgets.QLabel("predictions:"))
-        self.group_combo = QtWidgets.QComboBox()
-        self.group_combo.activated.connect(lambda _i: self.load_predictions(self.group_combo.currentText() or None))
-        row.addWidget(self.group_combo, stretch=1)
-        side_layout.addLayout(row)
-
-        self.queue_list = QtWidgets.QListWidget()
-        self.queue_list.itemActivated.connect(lambda item: self.go_to_suggestion(self.queue_list.row(item)))
-        side_layout.addWidget(QtWidgets.QLabel("suggested bouts (N: next)"))
-        side_layout.addWidget(self.queue_list, stretch=1)
-
-        jobs = QtWidgets.QHBoxLayout()
         self.train_button = QtWidgets.QPushButton("Train")
         self.train_button.clicked.connect(lambda: self.start_job("train"))
         self.infer_button = QtWidgets.QPushButton("Infer")
@@ -215,17 +215,19 @@ class StudioWindow(QtWidgets.QMainWindow):
         self.cancel_button = QtWidgets.QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel_job)
         self.cancel_button.setEnabled(False)
-        for b in (self.train_button, self.infer_button, self.cancel_button):
-            jobs.addWidget(b)
-        side_layout.addLayout(jobs)
         self.job_progress = QtWidgets.QProgressBar()
         self.job_progress.setRange(0, 100)
         self.job_progress.setValue(0)
-        side_layout.addWidget(self.job_progress)
+        self.job_progress.setMaximumWidth(160)
         self.job_label = QtWidgets.QLabel("")
-        self.job_label.setWordWrap(True)
-        side_layout.addWidget(self.job_label)
-        top.addWidget(side)
+        self.job_label.setMaximumWidth(420)
+        scroll = QtWidgets.QScrollArea()  # the side panel scrolls rather than making the window taller
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        scroll.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        scroll.setWidget(side)
+        scroll.setMinimumWidth(300)
+        top.addWidget(scroll)
         top.setStretchFactor(0, 3)
         top.setStretchFactor(1, 1)
 
@@ -255,6 +257,8 @@ class StudioWindow(QtWidgets.QMainWindow):
         bar.addWidget(self.frame_spin)
         self.position_label = QtWidgets.QLabel("")
         bar.addWidget(self.position_label, stretch=1)
+        for w in (self.job_label, self.job_progress, self.train_button, self.infer_button, self.cancel_button):
+            bar.addWidget(w)  # jobs always in view, whatever the side panel's scroll
         outer.addLayout(bar)
 
         self.frame_spin.setFocusPolicy(QtCore.Qt.FocusPolicy.ClickFocus)  # keys go to the window unless clicked
@@ -314,8 +318,11 @@ class StudioWindow(QtWidgets.QMainWindow):
             self.buttons_layout.addWidget(button)
             self.behaviour_buttons.append(button)
         names = [f"[{k}] {n}" if k < 10 else n for k, n in enumerate(self.doc.behaviours)]
-        self.label_track.set_names(names)
-        self.label_track.setMinimumHeight(40 + 16 * len(names))  # every band tall enough to read and to hit
+        # One axis width for every track, so their frames line up (the longest label name decides).
+        self.axis_width = int(np.clip(20 + 7 * max(len(n) for n in names), 100, 260))
+        self.label_track.set_names(names, width=self.axis_width)
+        self.overview.plotItem.getAxis("left").setWidth(self.axis_width)
+        self.label_track.setMinimumHeight(30 + 14 * len(names))  # every band tall enough to read and to hit
         self.toggled = [k for k in self.toggled if k < len(self.doc.behaviours)]
 
     # ============================================================================================ videos
@@ -458,8 +465,8 @@ class StudioWindow(QtWidgets.QMainWindow):
                 self.pred_columns = [
                     self.doc.behaviours.index(b) if b in self.doc.behaviours else -1 for b in data.behaviours
                 ]
-                self.pred_track.set_names(data.behaviours)
-                self.pred_track.setMinimumHeight(40 + 30 * len(data.behaviours))  # probability, decision, label
+                self.pred_track.set_names(data.behaviours, width=self.axis_width)
+                self.pred_track.setMinimumHeight(30 + 20 * len(data.behaviours))  # probability, decision, label
         self.pred_track.setVisible(self.predictions is not None)
         if self.cursor >= 0:
             self._draw()
