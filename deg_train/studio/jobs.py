@@ -15,7 +15,8 @@ from collections.abc import Sequence
 
 from pyqtgraph.Qt import QtCore
 
-_PERCENT = re.compile(r"(\d{1,3})%\|")
+_PERCENT = re.compile(r"(\d{1,3})%(?:\||\s)")  # a tqdm bar "40%|", or its log line off a terminal "40% 4/10"
+_EPOCH_STEP = re.compile(r"epoch (\d+)/(\d+): step (\d+)/(\d+)")  # the trainer's progress line
 
 
 class StageJob(QtCore.QObject):
@@ -90,12 +91,7 @@ class StageJob(QtCore.QObject):
         self.output.extend(lines[-50:])
         del self.output[:-500]
         last = lines[-1]
-        match = None
-        for line in reversed(lines):
-            match = _PERCENT.search(line)
-            if match:
-                break
-        self.progress.emit(int(match.group(1)) if match else -1, last[:200])
+        self.progress.emit(_percent(lines), last[:200])
 
     def _step_finished(self, code: int, _status) -> None:
         self._read()
@@ -129,3 +125,19 @@ class StageJob(QtCore.QObject):
     def _kill(self) -> None:
         if self.running:
             self.process.kill()
+
+
+def _percent(lines: list[str]) -> int:
+    """The newest progress among ``lines`` in percent, or -1.
+
+    Understands tqdm bars, their log lines off a terminal and the trainer's ``epoch E/N: step S/M`` line.
+    """
+    for line in reversed(lines):
+        match = _EPOCH_STEP.search(line)
+        if match:
+            epoch, epochs, step, steps = (int(g) for g in match.groups())
+            return int(100 * ((epoch - 1) + step / max(1, steps)) / max(1, epochs))
+        match = _PERCENT.search(line)
+        if match:
+            return min(100, int(match.group(1)))
+    return -1

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
+import yaml
 from pyqtgraph.Qt import QtCore, QtGui, QtWidgets
 
 from camera_adapters.errors import UserFacingError
@@ -960,7 +961,7 @@ class StudioWindow(QtWidgets.QMainWindow):
             return [["infer", str(video.video)]]
         if project is None:
             raise UserFacingError("training needs a project: open one with deg-train studio -p PROJECT")
-        runs = sorted(project.runs_dir.glob("*_sequence_*/config.yaml")) if project.runs_dir.is_dir() else []
+        runs = _causal_sequence_runs(project.runs_dir)
         if not runs:
             preset = ["--preset", self.train_preset] if self.train_preset else []
             return [["train-all", "-p", str(project.root), *preset], ["infer", "-p", str(project.root)]]
@@ -1137,6 +1138,29 @@ class StudioWindow(QtWidgets.QMainWindow):
         if self.frames is not None:
             self.frames.close()
         super().closeEvent(event)
+
+
+def _causal_sequence_runs(models_dir: Path) -> list[Path]:
+    """Config files of the finished causal sequence runs in ``models_dir``, oldest first.
+
+    A run is finished when it holds ``done.json`` (as :mod:`deg_train.models.checkpoints` says; that module needs
+    torch, so the rule is repeated here). Centred comparison runs (``sequence.causal: false``, named
+    ``..._sequence_<arch>-centred``) are left out: retraining one would give a model that cannot run live.
+    """
+    if not models_dir.is_dir():
+        return []
+    found = []
+    for config in sorted(models_dir.glob("*_sequence_*/config.yaml")):
+        if not (config.parent / "done.json").is_file():
+            continue
+        try:
+            sequence = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("sequence") or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        if sequence.get("causal", True) is False or config.parent.name.endswith("-centred"):
+            continue
+        found.append(config)
+    return found
 
 
 def _no_labels(video) -> Path | None:

@@ -312,7 +312,9 @@ def test_job_runs_a_child_shows_progress_and_cancels_without_freezing(studio, tm
         "import sys, time\n"
         "for i in range(0, 101, 5):\n"
         "    sys.stderr.write(f'\\rtraining: {i:3d}%|####| {i}/100'); sys.stderr.flush(); time.sleep(0.02)\n"
-        "print('\\nstage done'); sys.stdout.flush()\n"
+        "print('\\nINFO trainer: sequence epoch 2/4: step 5/10, 3.0 clips/s, loss 0.1'); sys.stdout.flush()\n"
+        "time.sleep(0.3)\n"
+        "print('stage done'); sys.stdout.flush()\n"
         "if 'long' in sys.argv: time.sleep(600)\n"
     )
     w.job_program = [sys.executable, str(script)]
@@ -323,9 +325,10 @@ def test_job_runs_a_child_shows_progress_and_cancels_without_freezing(studio, tm
     timer = QtCore.QTimer()
     timer.timeout.connect(lambda: ticks.append(time.monotonic()))
     timer.start(20)
-    assert pump(qapp, 20.0, until=lambda: job._step == 1 and w.job_progress.value() == 100), w.job_label.text()
+    assert pump(qapp, 20.0, until=lambda: job._step == 1 and w.job_progress.value() == 37), w.job_label.text()
     percents = [p for p, _ in seen if p >= 0]
-    assert percents and percents[-1] == 100 and any("stage done" in line for _, line in seen)
+    assert percents[-1] == 37 and max(percents) >= 50  # the bar climbing, then epoch 2/4 step 5/10 = 37.5%
+    assert any("stage done" in line for _, line in seen)
     assert job.running and w.cancel_button.isEnabled()
     t0 = time.monotonic()
     w.cancel_button.click()
@@ -348,7 +351,13 @@ def test_job_runs_deg_train(studio, tmp_path, qapp):
     assert w.job_steps("train")[0] == ["train-all", "-p", str(project.root), "--preset", "tiny"]
     run = project.runs_dir / "20260101_000000_sequence_tgm"
     run.mkdir(parents=True)
-    (run / "config.yaml").write_text("preset: tiny\n")
+    (run / "config.yaml").write_text("preset: tiny\nsequence:\n  causal: true\n")
+    assert w.job_steps("train")[0][0] == "train-all"  # not finished yet (no done.json)
+    (run / "done.json").write_text("{}\n")
+    centred = project.runs_dir / "20260101_000001_sequence_tgm-centred"  # newer, but a comparison model
+    centred.mkdir()
+    (centred / "config.yaml").write_text("preset: tiny\nsequence:\n  causal: false\n")
+    (centred / "done.json").write_text("{}\n")
     assert w.job_steps("train") == [  # with runs: the sequence model again, on the new labels, then predictions
         ["train-sequence", "-p", str(project.root), "--config", str(run / "config.yaml")],
         ["infer", "-p", str(project.root)],
