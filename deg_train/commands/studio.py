@@ -60,9 +60,14 @@ def _studio(args: argparse.Namespace) -> int:
     if args.autosave_s <= 0:
         raise UserFacingError(f"--autosave-s must be positive, not {args.autosave_s}")
 
-    from pyqtgraph.Qt import QtCore, QtWidgets
+    try:
+        from pyqtgraph.Qt import QtCore, QtWidgets
 
-    from deg_train.studio.window import StudioWindow
+        from deg_train.studio.window import StudioWindow
+    except ImportError as err:
+        raise UserFacingError(
+            f"the studio needs PyQt6 and pyqtgraph ({err}); install the gui extra: pip install 'deg-live[gui]'"
+        ) from None
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     confirm = (lambda _question: False) if args.screenshot else None  # a screenshot run never asks
