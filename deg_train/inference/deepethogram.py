@@ -10,7 +10,8 @@ project's ``models/`` folder:
   project's ``augs.normalization`` (mean/std), its ``augs.resize`` as the input size, its frame picker
   (``spatial_frame="deepethogram"``: channels 16-18 of the stacked clip) and its **centred** clip (frames
   t-5..t+5, frames outside the video replaced by the mean colour ``uint8(mean * 255)``, as its ``VideoIterable``
-  does). Its features go to the outputs group ``deg_train_deepethogram_<arch>``, beside DeepEthogram's own;
+  does) and its resize (OpenCV bilinear). Its features go to the outputs group ``deg_train_deepethogram_<arch>``,
+  beside DeepEthogram's own;
 - a **sequence run** (``<stamp>_sequence_tgmj-centred``): its TGMJ as :class:`~deg_train.models.sequence.tgmj.
   DeepEthogramTGMJ` (centred, offline only), with DeepEthogram's thresholds and its postprocessor's minimum bout
   lengths (``postprocessor.type`` / ``min_bout_length``, per behaviour from the labelled bouts as DeepEthogram
@@ -26,8 +27,10 @@ Every file is read without running code from it (:mod:`deg_train.models.safe_loa
 OmegaConf configs, read with stand-ins. What cannot be reproduced is refused with a message (a feature extractor
 trained with ``final_bn``, sequence models other than ``tgmj``) or listed once as a warning.
 
-Caveat on resizing: DeepEthogram resizes with OpenCV (``cv2.resize``, bilinear), we with FFmpeg's area filter;
-frames equal only where the video already has the project's size (the parity test uses such videos).
+Resizing: DeepEthogram resizes with OpenCV (``cv2.resize``, bilinear); the centred run does the same
+(:mod:`deg_train.inference.opencv_resize`, exact on the sizes tested), the causal twin uses ours (FFmpeg's area
+filter, what the live side uses). Decoding: both sides use FFmpeg's decoders and colour conversion (equal on the
+H.264 rat videos).
 """
 
 from __future__ import annotations
@@ -379,6 +382,7 @@ def import_deepethogram(
     extra = {
         "window": CENTRED_WINDOW,
         "pad_rgb": pad_colour(mean),
+        "resize": "opencv_linear",
         "exclusive": exclusive,
         "imported_from": str(fe_file),
         "latent_name": latent_name,

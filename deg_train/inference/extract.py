@@ -36,6 +36,7 @@ from camera_adapters.progress import progress_bar
 from camera_adapters.video import VideoReader
 from deg_live.outputs import PRODUCER, group_attrs, group_producer, our_group_name, outputs_path_for, write_outputs
 from deg_live.windows import iter_causal_windows
+from deg_train.inference.opencv_resize import resize_opencv_linear
 from deg_train.models.checkpoints import build_model_from_checkpoint
 from deg_train.models.frame_encoder import FrameEncoder
 from deg_train.project.frame_cache import FrameCache
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "bf16")
 #: How frame t's window is taken: ours (causal), or DeepEthogram's centred clip for models imported from it.
 WINDOWS = ("causal", "deepethogram_centred")
+#: How frames are resized to the model's input: ours (FFmpeg area), or DeepEthogram's (OpenCV bilinear).
+RESIZES = ("area", "opencv_linear")
 
 
 class ExtractError(UserFacingError, ValueError):
@@ -74,6 +77,9 @@ class LoadedEncoder:
             (t-T//2..t+T//2, frames outside the video replaced by ``pad_rgb``: a model imported from DeepEthogram,
             offline only; see :func:`iter_centred_windows`).
         pad_rgb: the colour of those padding frames (DeepEthogram: ``uint8(mean * 255)``).
+        resize: ``"area"`` (ours: :func:`camera_adapters.video.resize_rgb`, the same offline and live) or
+            ``"opencv_linear"`` (DeepEthogram's ``cv2.resize``, :mod:`deg_train.inference.opencv_resize`; imported
+            centred runs, offline only).
     """
 
     encoder: torch.nn.Module
@@ -86,6 +92,7 @@ class LoadedEncoder:
     meta: dict[str, Any] = field(default_factory=dict)
     window: str = "causal"
     pad_rgb: tuple[int, int, int] | None = None
+    resize: str = "area"
 
     @property
     def exclusive(self) -> bool:
@@ -122,6 +129,8 @@ def load_encoder(feature_run: str | os.PathLike | LoadedEncoder, *, device: str 
     extra = meta.get("extra") or {}
     if extra.get("window", "causal") not in WINDOWS:
         raise ExtractError(f"{meta.get('path')}: window {extra.get('window')!r}: expected one of {', '.join(WINDOWS)}")
+    if extra.get("resize", "area") not in RESIZES:
+        raise ExtractError(f"{meta.get('path')}: resize {extra.get('resize')!r}: expected one of {', '.join(RESIZES)}")
     encoder = FrameEncoder(model)
     encoder.eval()
     return LoadedEncoder(
@@ -135,6 +144,7 @@ def load_encoder(feature_run: str | os.PathLike | LoadedEncoder, *, device: str 
         meta=meta,
         window=str(extra.get("window", "causal")),
         pad_rgb=tuple(int(v) for v in extra["pad_rgb"]) if extra.get("pad_rgb") is not None else None,
+        resize=str(extra.get("resize", "area")),
     )
 
 
@@ -239,9 +249,9 @@ def _decode_thread(
 
 
 def iter_frame_chunks(
-    video: str | os.PathLike, size: tuple[int, int], chunk: int = 64, timings: dict[str, float] | None = None
+    video: str | os.PathLike, size: tuple[int, int] | None, chunk: int = 64, timings: dict[str, float] | None = None
 ) -> Iterator[np.ndarray]:
-    """Yield consecutive ``(b, H, W, 3) uint8`` chunks of a video's frames at ``size``, decoded in a thread."""
+    """Yield consecutive ``(b, H, W, 3) uint8`` chunks of a video's frames at ``size`` (None: native), in a thread."""
     timings = timings if timings is not None else {}
     timings.setdefault("decode", 0.0)
     q: queue.Queue = queue.Queue(maxsize=4)
@@ -403,13 +413,19 @@ def encode_video(
     t0 = time.perf_counter()
     chunk = max(batch_size, 64)
     cache = _existing_cache(video, frame_cache_dir, encoder.size) if frame_cache_dir else None
+    if encoder.resize == "opencv_linear":  # DeepEthogram's resize (the frame cache holds ours): native size first
+        cache = None
     if cache is not None:
         n = len(cache)
         chunks: Iterator[np.ndarray] = (cache.frames[i : i + chunk] for i in range(0, n, chunk))
     else:
         with VideoReader(video) as reader:
             n = len(reader)
-        chunks = iter_frame_chunks(video, encoder.size, chunk, timings)
+        if encoder.resize == "opencv_linear":
+            native = iter_frame_chunks(video, None, chunk, timings)
+            chunks = (np.stack([resize_opencv_linear(f, encoder.size) for f in c]) for c in native)
+        else:
+            chunks = iter_frame_chunks(video, encoder.size, chunk, timings)
     if encoder.window == "causal":
         windows = iter_causal_windows(chunks, encoder.frames_per_window)
     else:
