@@ -537,3 +537,18 @@ def test_predictions_track_shows_decisions_and_disagreements(studio, tmp_path, q
     assert np.abs(at(30, "decision") - behaviour_colours(BEHAVIOURS)[1]).max() <= 8  # the model's decision, solid
     assert np.abs(at(50, "label") - np.asarray(LABEL_PRESENT)).max() <= 8  # label agrees: white
     assert np.abs(at(70, "label") - np.asarray(DISAGREE)).max() <= 8  # labelled grooming, model says no: red
+
+
+def test_add_video_to_a_project_opens_it(studio, tmp_path):
+    project = Project.init(tmp_path / "p", "p", ["grooming", "rearing"])
+    src = unlabelled_video(tmp_path / "src", "a")
+    project.add_video(src, labels=src.with_name("a_labels.csv"))
+    w = studio(tmp_path / "p")
+    w.add_video(rat_mp4(SESSION_B))  # copied into the project and checked, as `deg-train add` does
+    assert [v.name for v in w.ws.videos] == ["a", SESSION_B] and w.index == 1 and w.doc.n_frames == 160
+    assert (tmp_path / "p" / "DATA" / SESSION_B / f"{SESSION_B}.mp4").is_file()
+    press(w, K.Key_2)
+    press(w, K.Key_S, CTRL)
+    assert Project.open(tmp_path / "p").load_labels(SESSION_B).values[0, 2] == 1
+    w.add_video(tmp_path / "missing.mp4")
+    assert w.index == 1 and "missing.mp4" in w.messages[-1]
