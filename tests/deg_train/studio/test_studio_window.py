@@ -303,6 +303,10 @@ def test_help_overlay_and_frame_box(studio, tmp_path, qapp):
     pump(qapp, 0.05)
     assert w.cursor == 77
     np.testing.assert_array_equal(w.frame_box.frame_item.image, w.frames.get(77))
+    w.frame_box.frame_item.render()  # what Qt paints: the decoded pixels exactly (no levels rescale)
+    q, rgb = w.frame_box.frame_item.qimage, w.frames.get(77)
+    for x, y in ((0, 0), (160, 90), (319, 179)):
+        assert q.pixelColor(x, y).getRgb()[:3] == tuple(int(c) for c in rgb[y, x])
 
 
 def test_job_runs_a_child_shows_progress_and_cancels_without_freezing(studio, tmp_path, qapp):
