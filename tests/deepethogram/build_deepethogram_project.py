@@ -8,7 +8,8 @@ never imported by our code: DeepEthogram is not a dependency of ours. Usage::
 ``SPEC.json`` names the folder to build in, the videos and label files, the split and the input size. The script
 builds the project with DeepEthogram's own Python API, trains its three stages for a handful of steps with its own
 training modules (``python -m deepethogram.<stage>.train``), runs its feature and sequence inference (its
-``<video>_outputs.h5`` groups ``resnet18`` and ``tgmj``), and dumps, for the parity tests, the exact frames its
+``<video>_outputs.h5`` groups ``resnet18`` and ``tgmj``), adds ``extra_videos`` (not trained on, at their own size:
+DeepEthogram resizes them) and runs its inference on them too, and dumps, for the parity tests, the exact frames its
 inference fed the model (``<video>_deg_frames.npy``: DeepEthogram's own reader and resize, uint8 (N, H, W, 3)).
 Everything is kept TINY (64x64 frames, a few steps): the machine is small and shared.
 """
@@ -109,6 +110,46 @@ def train(project: Path, spec: dict) -> None:
     )
 
 
+def add_unseen_videos(project: Path, spec: dict) -> None:
+    """Videos at their own size (DeepEthogram resizes them): added after training, inferred with the same weights.
+
+    Its add_video folds each video's colours into ``augs.normalization``; the value the models were trained and run
+    with is put back, as a lab adding new videos to an existing project would see its earlier videos' outputs stay.
+    """
+    from deepethogram import projects, utils
+
+    extra = spec.get("extra_videos") or {}
+    if not extra:
+        return
+    config_file = project / "project_config.yaml"
+    normalization = utils.load_yaml(str(config_file))["augs"]["normalization"]
+    cfg = projects.get_config_from_path(str(project))
+    for video in extra.values():
+        projects.add_video_to_project(cfg, video, mode="copy")
+    saved = utils.load_yaml(str(config_file))
+    saved["augs"]["normalization"] = normalization
+    utils.save_dict_to_yaml(saved, str(config_file))
+    # only the new videos are inferred (inference.overwrite=false keeps every existing group)
+    run(
+        "deepethogram.feature_extractor.inference",
+        project,
+        spec,
+        "flow_generator.weights=latest",
+        "feature_extractor.weights=latest",
+        "inference.directory_list=all",
+        "inference.overwrite=false",
+        "compute.batch_size=4",
+    )
+    run(
+        "deepethogram.sequence.inference",
+        project,
+        spec,
+        "sequence.weights=latest",
+        "inference.directory_list=all",
+        "inference.overwrite=false",
+    )
+
+
 def dump_frames(project: Path, spec: dict) -> None:
     """The frames DeepEthogram's inference feeds its model: its reader, then its CPU transforms (the resize)."""
     import numpy as np
@@ -132,6 +173,7 @@ def main() -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     project = build(spec)
     train(project, spec)
+    add_unseen_videos(project, spec)
     dump_frames(project, spec)
     (project / "BUILT").write_text(json.dumps(spec))
     print("built", project)

@@ -5,8 +5,9 @@ DeepEthogram is never a dependency of ours: it lives in an environment of its ow
 
 The project is TINY (3 videos of 200 frames at 64x64, a few training steps), so building it takes a few minutes on
 a small CPU. The videos are real rat sessions (``tests/data/rat_behavior``), already at the project's input size and
-stored losslessly as RGB (FFV1, ``bgr0``): DeepEthogram's reader (OpenCV) and ours (PyAV) then decode the very same
-pixels and neither side resizes, so the comparison measures the models, not two decoders' colour conversions.
+stored losslessly as RGB (FFV1, ``bgr0``), so the training videos' comparison measures the models alone. A fourth
+video, ``unseen_a``, is added after training at its own size (320x180 H.264, as labs record): DeepEthogram decodes
+it with OpenCV and resizes it with ``cv2.resize``; ours must give its numbers on it too.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ N_FRAMES = 200
 BEHAVIOURS = ["background", "grooming", "genital_licking"]
 SESSIONS = {"train_a": "unsessioned_03", "val_a": "unsessioned_02", "test_a": "unsessioned_04"}
 SPLIT = {"train": ["train_a"], "val": ["val_a"], "test": ["test_a"]}
+EXTRA = ("unseen_a", "unsessioned_05")  # added after training, at its own size (320x180): DeepEthogram resizes it
 
 
 def peer_python() -> Path:
@@ -60,6 +62,18 @@ def write_lossless_video(path: Path, frames: np.ndarray, fps: int = 25) -> Path:
     return path
 
 
+def write_h264_video(path: Path, frames: np.ndarray, fps: int = 25) -> Path:
+    """``frames (N, H, W, 3) uint8`` RGB -> an H.264 (yuv420p) ``.mp4``, the usual lab video."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
 def make_sources(folder: Path) -> dict:
     """The tiny project's videos and label files (from the rat sessions), and the build spec naming them."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -80,7 +94,12 @@ def make_sources(folder: Path) -> dict:
                 kept = [int(row[c]) for c in cols]
                 writer.writerow([i, int(not any(kept)), *kept])
         labels[name] = str(out)
+    # A video at its own size (320x180 H.264, as labs record), not trained on: DeepEthogram resizes it with OpenCV.
+    with VideoReader(DATA / EXTRA[1] / f"{EXTRA[1]}.mp4") as reader:
+        frames = np.stack([reader[i] for i in range(N_FRAMES)])
+    extra = write_h264_video(folder / f"{EXTRA[0]}.mp4", frames)
     return {
+        "extra_videos": {EXTRA[0]: str(extra)},
         "root": str(folder),
         "name": "tiny",
         "behaviours": BEHAVIOURS,

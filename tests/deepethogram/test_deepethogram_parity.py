@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 from deg_live.outputs import list_groups, read_outputs
-from tests.deepethogram.conftest import SPLIT
+from tests.deepethogram.conftest import EXTRA, SPLIT
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +56,7 @@ def _group_digest(path: Path, group: str) -> str:
 def imported(deepethogram_project: Path, tmp_path_factory) -> dict:
     project = tmp_path_factory.mktemp("deg_import") / deepethogram_project.name
     shutil.copytree(deepethogram_project, project)
-    videos = [v for names in SPLIT.values() for v in names]
+    videos = [*(v for names in SPLIT.values() for v in names), EXTRA[0]]
     before = {
         v: {g: _group_digest(project / "DATA" / v / f"{v}_outputs.h5", g) for g in ("resnet18", "tgmj")} for v in videos
     }
