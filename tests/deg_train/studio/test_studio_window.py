@@ -556,3 +556,23 @@ def test_add_video_to_a_project_opens_it(studio, tmp_path):
     assert Project.open(tmp_path / "p").load_labels(SESSION_B).values[0, 2] == 1
     w.add_video(tmp_path / "missing.mp4")
     assert w.index == 1 and "missing.mp4" in w.messages[-1]
+
+
+def test_next_suggestion_opens_the_other_video_at_the_bout(studio, tmp_path):
+    project = Project.init(tmp_path / "p", "p", ["grooming", "rearing"])
+    for name, session in (("a", SESSION_B), ("b", "cage1_6_23_17_5")):
+        src = unlabelled_video(tmp_path / "src", name, session=session)
+        project.add_video(src, labels=src.with_name(f"{name}_labels.csv"))
+    probs = np.full((144, 3), 0.05, np.float32)
+    probs[:, 0] = 0.95
+    probs[70:90, 2] = 0.5
+    write_model_outputs(Project.open(tmp_path / "p").video("b").video_path, probs, group="deg_train_tgm")
+    w = studio(tmp_path / "p")
+    assert w.ws.videos[w.index].name == "a" and w.suggestions and w.suggestions[0].video == "b"
+    press(w, K.Key_N)
+    assert w.ws.videos[w.index].name == "b" and w.cursor == 70 and w.suggestion_at == 0
+    assert w.group_combo.currentText() == "deg_train_tgm" and w.predictions is not None
+    w.frame_box.scaleBy((0.25, 0.25))  # zoomed in; F fits the whole frame again
+    press(w, K.Key_F)
+    (x0, x1), (y0, y1) = w.frame_box.viewRange()
+    assert x0 <= 0.5 and x1 >= 319.5 and y0 <= 0.5 and y1 >= 179.5
