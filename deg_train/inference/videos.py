@@ -45,9 +45,13 @@ def resolve_sequence_run(project: Any, run: str | os.PathLike | LoadedSequence |
         return resolve_run(project, "sequence", run)
     runs = [r for r in list_runs(project.models_dir, "sequence", finished=True) if not r.name.endswith("-centred")]
     if not runs:
+        centred = [r.name for r in list_runs(project.models_dir, "sequence", finished=True)]
+        hint = f"; or run a centred one by name: --sequence-run {centred[-1]}" if centred else ""
+        if not centred and any(project.models_dir.glob("*_sequence_train")):
+            hint = "; DeepEthogram's own models: `deg-train import-deepethogram -p PROJECT` makes runs of them"
         raise CheckpointError(
             f"{project.models_dir}: no finished causal sequence run yet; train one first "
-            "(deg-train train-sequence or train-all)"
+            f"(deg-train train-sequence or train-all){hint}"
         )
     return runs[-1]
 

@@ -142,8 +142,16 @@ def test_import_writes_ready_runs_with_its_settings(tmp_path):
 
 
 def test_command_line_and_refusals(tmp_path, capsys):
+    from deg_train.inference.videos import resolve_sequence_run
+    from deg_train.models.checkpoints import CheckpointError
+    from deg_train.project.layout import Project
+
     made = make_project(tmp_path / "a")
+    with pytest.raises(CheckpointError, match="import-deepethogram"):  # only DeepEthogram trained: say what to do
+        resolve_sequence_run(Project.open(made["project"]), None)
     assert deg_train_main(["import-deepethogram", "-p", str(made["project"])]) == 0
+    with pytest.raises(CheckpointError, match="tgmj-centred"):  # its TGMJ is never "the latest causal run"
+        resolve_sequence_run(Project.open(made["project"]), None)
     out = capsys.readouterr().out
     assert "feature run:" in out and "sequence run:" in out and "epoch=3-step=40.ckpt" in out
     with pytest.raises(DeepEthogramImportError, match="final_bn"):
