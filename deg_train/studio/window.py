@@ -969,6 +969,8 @@ class StudioWindow(QtWidgets.QMainWindow):
         # with the newest sequence run's settings, then the predictions are refreshed.
         return [
             ["train-sequence", "-p", str(project.root), "--config", str(runs[-1])],
+            # thresholds picked on validation for the new run (and its report); without it infer uses 0.5
+            ["evaluate", "-p", str(project.root), "--compare", "none"],
             ["infer", "-p", str(project.root)],
         ]
 

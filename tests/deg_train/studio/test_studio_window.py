@@ -364,6 +364,7 @@ def test_job_runs_deg_train(studio, tmp_path, qapp):
     (centred / "done.json").write_text("{}\n")
     assert w.job_steps("train") == [  # with runs: the sequence model again, on the new labels, then predictions
         ["train-sequence", "-p", str(project.root), "--config", str(run / "config.yaml")],
+        ["evaluate", "-p", str(project.root), "--compare", "none"],
         ["infer", "-p", str(project.root)],
     ]
     job = w.start_job("status", steps=[["status", "-p", str(project.root)]])
