@@ -47,7 +47,7 @@ from deg_train.studio.tracks import (
     overview_image,
     prediction_image,
 )
-from deg_train.studio.workspace import Workspace, read_autosave_info
+from deg_train.studio.workspace import Workspace, claim, read_autosave_info, release
 
 log = logging.getLogger(__name__)
 
@@ -407,6 +407,8 @@ class StudioWindow(QtWidgets.QMainWindow):
         video = self.ws.videos[index]
         if self.frames is not None:
             self.frames.close()
+        if self.index >= 0 and self.index != index:
+            release(self.ws.videos[self.index])
         self.frames = frames
         self.index = index
         self.doc = LabelDocument(table, exclusive=self.ws.exclusive)
@@ -418,6 +420,9 @@ class StudioWindow(QtWidgets.QMainWindow):
             info = read_autosave_info(video) or {}
             start = int(info.get("cursor", 0)) if str(info.get("cursor", "0")).isdigit() else 0
             self.say(note)
+        shared = claim(video)
+        if shared is not None:
+            self.say(shared)
         self.toggled = []
         self._rebuild_behaviours()
         self.frame_spin.setRange(0, self.doc.n_frames - 1)
@@ -1139,6 +1144,8 @@ class StudioWindow(QtWidgets.QMainWindow):
             self.job.cancel(grace_ms=2000)
         if self.frames is not None:
             self.frames.close()
+        if self.index >= 0:
+            release(self.ws.videos[self.index])
         super().closeEvent(event)
 
 

@@ -21,6 +21,7 @@ import datetime as _dt
 import json
 import logging
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +66,11 @@ class StudioVideo:
     def autosave_path(self) -> Path:
         """The autosave CSV of this video's labels."""
         return self.video.parent / AUTOSAVE_DIR / f"{self.name}_labels.autosave.csv"
+
+    @property
+    def claim_path(self) -> Path:
+        """The note saying which studio process has this video open."""
+        return self.video.parent / AUTOSAVE_DIR / f"{self.name}.open.json"
 
     def prediction_groups(self) -> list[str]:
         """Groups of the outputs file holding predictions (``P``), sequence models first; [] without one."""
@@ -278,6 +284,59 @@ class Workspace:
         else:
             self.videos.append(_single(path))
         return len(self.videos) - 1
+
+
+def claim(video: StudioVideo) -> str | None:
+    """Note that this process has ``video`` open; a warning when another live studio process has it open too.
+
+    Two windows saving the same labels would overwrite each other's edits: the second one is told so (it may
+    still go on). A note left by a process that is gone is replaced silently.
+    """
+    path = video.claim_path
+    warning = None
+    try:
+        other = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        other = None
+    if isinstance(other, dict) and other.get("pid") != os.getpid() and other.get("host") == socket.gethostname():
+        if _alive(other.get("pid")):
+            warning = (
+                f"{video.name} is also open in another studio (process {other.get('pid')}, since "
+                f"{other.get('since', '?')}): whichever saves last overwrites the other's labels"
+            )
+    note = {
+        "schema_version": AUTOSAVE_SCHEMA_VERSION,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "since": _dt.datetime.now().isoformat(timespec="seconds"),
+    }
+    try:
+        atomic_write_text(path, json.dumps(note) + "\n")
+    except OSError as err:
+        log.warning("could not write %s: %s", path, err)
+    return warning
+
+
+def release(video: StudioVideo) -> None:
+    """Remove this process's note on ``video`` (another process's note is left alone)."""
+    path = video.claim_path
+    try:
+        if json.loads(path.read_text(encoding="utf-8")).get("pid") == os.getpid():
+            path.unlink()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def read_autosave_info(video: StudioVideo) -> dict | None:

@@ -140,7 +140,8 @@ def test_save_writes_deepethogram_csv_atomically(studio, tmp_path):
     assert path.stat().st_ino != inode  # replaced whole (a new file renamed over the old), never written in place
     header = path.read_text().splitlines()[0]
     assert header == ",background,grooming,rearing"  # DeepEthogram's layout: unnamed index column first
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4", "a_labels.csv"]  # no temporary left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".deg_studio", "a.mp4", "a_labels.csv"]  # no temporary
+    assert [p.name for p in (tmp_path / ".deg_studio").iterdir()] == ["a.open.json"]  # which studio has it open
 
 
 def test_finalise_makes_the_rest_background_and_opens_the_next_unfinished(studio, tmp_path):
@@ -577,3 +578,30 @@ def test_next_suggestion_opens_the_other_video_at_the_bout(studio, tmp_path):
     press(w, K.Key_F)
     (x0, x1), (y0, y1) = w.frame_box.viewRange()
     assert x0 <= 0.5 and x1 >= 319.5 and y0 <= 0.5 and y1 >= 179.5
+
+
+def test_a_video_open_in_another_studio_is_flagged(studio, tmp_path):
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    video = unlabelled_video(tmp_path)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        note = tmp_path / ".deg_studio" / "a.open.json"
+        note.parent.mkdir()
+        note.write_text(json.dumps({"pid": other.pid, "host": socket.gethostname(), "since": "earlier"}))
+        w = studio(video)
+        assert any("also open in another studio" in m and str(other.pid) in m for m in w.messages)
+        assert json.loads(note.read_text())["pid"] == os.getpid()  # now ours
+        w.close()
+        assert not note.exists()  # released on close
+    finally:
+        other.kill()
+        other.wait()
+    # A note left by a process that is gone is replaced without a word.
+    note.parent.mkdir(exist_ok=True)
+    note.write_text(json.dumps({"pid": other.pid, "host": socket.gethostname()}))
+    w2 = studio(video)
+    assert not any("also open" in m for m in w2.messages)
