@@ -323,6 +323,7 @@ def release(video: StudioVideo) -> None:
     try:
         if json.loads(path.read_text(encoding="utf-8")).get("pid") == os.getpid():
             path.unlink()
+            path.parent.rmdir()  # only when empty (no autosave): looking at a video leaves nothing behind
     except (OSError, ValueError, AttributeError):
         pass
 

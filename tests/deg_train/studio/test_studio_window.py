@@ -596,7 +596,7 @@ def test_a_video_open_in_another_studio_is_flagged(studio, tmp_path):
         assert any("also open in another studio" in m and str(other.pid) in m for m in w.messages)
         assert json.loads(note.read_text())["pid"] == os.getpid()  # now ours
         w.close()
-        assert not note.exists()  # released on close
+        assert not note.exists() and not note.parent.exists()  # released on close, the empty folder too
     finally:
         other.kill()
         other.wait()
