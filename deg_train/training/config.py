@@ -246,6 +246,10 @@ class SequenceConfig:
         return dict(self.params.get(self.arch.lower(), {}))
 
 
+#: ``train.lr_schedule`` values: DeepEthogram's plateau rule, or cosine decay over the stage's epochs.
+LR_SCHEDULES = ("plateau", "cosine")
+
+
 @dataclass
 class LoopConfig:
     """The training loop shared by the stages (``train:`` section)."""
@@ -254,6 +258,7 @@ class LoopConfig:
     device: str = "auto"
     amp: bool = True
     deterministic: bool = True
+    lr_schedule: str = "plateau"
     patience: int = 5
     reduce_factor: float = 0.1
     min_lr: float = 5e-7
@@ -268,6 +273,8 @@ class LoopConfig:
     def __post_init__(self) -> None:
         if not 0 < self.reduce_factor < 1:
             raise ValueError("reduce_factor must lie in (0, 1)")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"train.lr_schedule: {self.lr_schedule!r}; expected one of {', '.join(LR_SCHEDULES)}")
         _check_int("train", "seed", self.seed, 0, 2**32 - 1)
         _check_int("train", "patience", self.patience, 0, 10_000)
         _check_float("train", "min_lr", self.min_lr, 0.0, 10.0)

@@ -395,10 +395,15 @@ def _fit(
     task.setup(model, device)
     params = list(task.parameters(model))
     optimizer = torch.optim.Adam(params, lr=stage.lr, weight_decay=stage.weight_decay)
-    # min_lr=0: the scheduler keeps reducing and *we* stop once the rate falls below loop.min_lr.
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode=mode, factor=loop.reduce_factor, patience=loop.patience, min_lr=0.0
-    )
+    cosine = loop.lr_schedule == "cosine"
+    if cosine:  # from lr to lr/100 over the stage's epochs, one step per epoch
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=max(int(stage.epochs), 1), eta_min=stage.lr * 0.01
+        )
+    else:  # min_lr=0: the scheduler keeps reducing and *we* stop once the rate falls below loop.min_lr.
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode=mode, factor=loop.reduce_factor, patience=loop.patience, min_lr=0.0
+        )
     autocast, scaler = _amp_context(device, loop.amp)
 
     # -- Resume from the last checkpoint, if a crash (or Ctrl-C) left one. ------------------------------------
@@ -539,7 +544,9 @@ def _fit(
         else:
             bad_epochs += 1
         lr = optimizer.param_groups[0]["lr"]
-        if not math.isnan(value):
+        if cosine:
+            scheduler.step()
+        elif not math.isnan(value):
             scheduler.step(value)
         row = {
             "epoch": epoch,
@@ -550,7 +557,7 @@ def _fit(
         }
         history.append(row)
         new_lr = optimizer.param_groups[0]["lr"]
-        if new_lr < loop.min_lr:
+        if not cosine and new_lr < loop.min_lr:
             stop_reason = f"learning rate {new_lr:.2e} fell below train.min_lr={loop.min_lr:g}"
         elif loop.early_stop_patience is not None and bad_epochs >= loop.early_stop_patience:
             stop_reason = f"no improvement of {monitor} for {bad_epochs} epochs (train.early_stop_patience)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -177,3 +178,17 @@ def test_progress_lines_reach_train_log_without_a_terminal(tmp_path):
 def test_progress_lines_are_rate_limited(tmp_path):
     _run(tmp_path, "quiet", epochs=2, progress_every_s=3600.0)
     assert " step " not in (tmp_path / "quiet" / "train.log").read_text()
+
+
+def test_cosine_schedule_decays_every_epoch_and_ignores_min_lr(tmp_path):
+    # A constant validation value would stop a plateau run at min_lr; the cosine run decays lr -> lr/100 regardless.
+    _run(tmp_path, "cos", task=Regression(constant_val=1.0), epochs=5, lr_schedule="cosine", patience=0, min_lr=5e-3)
+    lrs = [row["lr"] for row in read_metrics(tmp_path / "cos")]
+    assert len(lrs) == 5 and lrs[0] == pytest.approx(1e-2)
+    assert all(b < a for a, b in itertools.pairwise(lrs))
+    assert lrs[-1] >= 1e-4
+
+
+def test_unknown_lr_schedule_is_a_config_error():
+    with pytest.raises(ValueError, match="lr_schedule"):
+        LoopConfig(lr_schedule="linear")
