@@ -194,7 +194,24 @@ def test_sequence_forward_backward(name: str) -> None:
     assert all(p.grad is not None for p in model.parameters())
 
 
-@pytest.mark.parametrize("name", list_models("sequence"))
+def _causal_sequence_models() -> list[str]:
+    """Sequence models that can run live (DeepEthogram's imported tgmj is centred: offline only)."""
+    return [n for n in list_models("sequence") if create_model("sequence", n, input_dim=4, num_classes=2).causal]
+
+
+def test_only_deepethogram_tgmj_is_centred() -> None:
+    assert set(list_models("sequence")) - set(_causal_sequence_models()) == {"tgmj"}
+    model = create_model("sequence", "tgmj", input_dim=8, num_classes=2).eval()
+    with pytest.raises(Exception, match=r"(?i)causal|stream|centred"):
+        model.step(torch.randn(1, 8), model.init_state(1) if hasattr(model, "init_state") else ())
+    features = torch.randn(1, 40, 8)
+    future_changed = features.clone()
+    future_changed[:, 25:] = torch.randn(1, 15, 8)
+    with torch.no_grad():
+        assert not torch.allclose(model(features)[:, :25], model(future_changed)[:, :25])  # it looks ahead
+
+
+@pytest.mark.parametrize("name", _causal_sequence_models())
 def test_streaming_equals_whole_sequence(name: str) -> None:
     model = create_model("sequence", name, input_dim=12, num_classes=3).eval()
     features = torch.randn(2, 60, 12)
@@ -210,7 +227,7 @@ def test_streaming_equals_whole_sequence(name: str) -> None:
     assert torch.allclose(torch.stack(steps, dim=1), whole, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", list_models("sequence"))
+@pytest.mark.parametrize("name", _causal_sequence_models())
 def test_causal_models_do_not_look_ahead(name: str) -> None:
     model = create_model("sequence", name, input_dim=8, num_classes=2).eval()
     features = torch.randn(1, 40, 8)
