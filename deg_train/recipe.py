@@ -33,6 +33,7 @@ from deg_train.inference.extract import extract_features
 from deg_train.models.checkpoints import is_done, new_run_dir
 from deg_train.project.layout import Project
 from deg_train.training.config import load_config
+from deg_train.training.project_settings import load_project_config, project_overrides
 from deg_train.training.stages import project_split, train_features, train_flow, train_sequence
 
 log = logging.getLogger(__name__)
@@ -95,8 +96,8 @@ def train_all(
     if not hasattr(project, "videos"):
         project = Project.open(project)
     overrides = list(overrides or [])
-    config = load_config(preset, overrides)
-    centred_config = load_config(preset, [*overrides, "sequence.causal=false"])
+    config = load_project_config(project, preset, overrides)  # a DeepEthogram project's settings honoured
+    centred_config = load_config(preset, [*project_overrides(project).overrides, *overrides, "sequence.causal=false"])
     state_path = Path(project.models_dir) / STATE_FILE
     state = None if fresh else _read_state(state_path)
     if state is not None and (state.get("preset") != str(preset) or state.get("overrides") != overrides):

@@ -160,20 +160,25 @@ def _open_project(path: str) -> Any:
     return Project.open(path)
 
 
-def _config(args: argparse.Namespace) -> Any:
+def _config(args: argparse.Namespace, project: Any) -> Any:
+    """The run's config: preset or --config, then a DeepEthogram project's own settings, then KEY=VALUE overrides.
+
+    Resuming without --preset/--config reuses the run's saved config.yaml (which already has the project's).
+    """
     from deg_train.training.config import load_config
+    from deg_train.training.project_settings import load_project_config
 
     overrides = list(args.overrides)
     if args.device:
         overrides.append(f"train.device={args.device}")
     if args.config:
-        return load_config(Path(args.config), overrides)
+        return load_project_config(project, Path(args.config), overrides)
     if args.resume and not args.preset:
         saved = Path(args.resume) / "config.yaml"
         if not saved.is_file():
             raise UserFacingError(f"{args.resume}: no config.yaml; is it a run directory? (give --preset too)")
         return load_config(saved, overrides)
-    return load_config(args.preset or "deg_f", overrides)
+    return load_project_config(project, args.preset or "deg_f", overrides)
 
 
 def _resume_dir(project: Any, run: str | None) -> Path | None:
@@ -207,14 +212,16 @@ def _train_flow(args: argparse.Namespace) -> int:
     from deg_train.training.stages import train_flow
 
     project = _open_project(args.project)
-    return _report(train_flow(project, _config(args), run_dir=_resume_dir(project, args.resume)))
+    return _report(train_flow(project, _config(args, project), run_dir=_resume_dir(project, args.resume)))
 
 
 def _train_features(args: argparse.Namespace) -> int:
     from deg_train.training.stages import train_features
 
     project = _open_project(args.project)
-    run = train_features(project, _config(args), flow_run=args.flow_run, run_dir=_resume_dir(project, args.resume))
+    run = train_features(
+        project, _config(args, project), flow_run=args.flow_run, run_dir=_resume_dir(project, args.resume)
+    )
     return _report(run)
 
 
@@ -223,7 +230,7 @@ def _train_sequence(args: argparse.Namespace) -> int:
 
     project = _open_project(args.project)
     run = train_sequence(
-        project, _config(args), feature_run=args.feature_run, run_dir=_resume_dir(project, args.resume)
+        project, _config(args, project), feature_run=args.feature_run, run_dir=_resume_dir(project, args.resume)
     )
     return _report(run)
 

@@ -117,8 +117,16 @@ class DataConfig:
     size: tuple[int, int] = (128, 128)
     frames_per_window: int = 11
     exclusive: bool | None = None
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
 
     def __post_init__(self) -> None:
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if value is not None and (len(value) != 3 or any(not 0 <= v <= 1 for v in value)):
+                raise ValueError(f"data.{name} = {list(value)} is out of range; allowed: 3 numbers in [0, 1], or null")
+        if self.std is not None and min(self.std) <= 0:
+            raise ValueError(f"data.std = {list(self.std)} is out of range; allowed: 3 numbers in (0, 1], or null")
         if any(s <= 0 or s % 16 or s > 4096 for s in self.size):
             raise ValueError(
                 f"data.size = {list(self.size)} is out of range; allowed: height and width positive multiples of "

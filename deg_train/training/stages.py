@@ -58,6 +58,7 @@ from deg_train.training.losses import (
     init_softmax_bias_from_counts,
     pos_weight_from_counts,
 )
+from deg_train.training.project_settings import warn_not_honoured
 from deg_train.training.sequence_data import SequenceDataset, collate_sequences
 from deg_train.training.trainer import (
     CheckpointInfo,
@@ -145,6 +146,12 @@ def _prepare_run(project: Any, config: TrainConfig, stage: str, arch: str, run_d
     return run
 
 
+def _normalisation_kwargs(config: TrainConfig) -> dict[str, list[float]]:
+    """``mean=`` / ``std=`` for the models when ``data.mean`` / ``data.std`` are set (else the models' default)."""
+    d = config.data
+    return {k: [float(x) for x in v] for k, v in (("mean", d.mean), ("std", d.std)) if v is not None}
+
+
 def _check_resume(run_dir: str | os.PathLike | None, stage: str) -> None:
     if run_dir is None:
         return
@@ -223,7 +230,7 @@ def train_flow(project: Any, config: TrainConfig, run_dir: str | os.PathLike | N
     val_data = ClipDataset(project, split.val, size, T, labels=False) if split.val else None
 
     _seed_for_model(config)
-    model_kwargs = {"num_frames": T, **config.flow.params}
+    model_kwargs = {"num_frames": T, **_normalisation_kwargs(config), **config.flow.params}
     model = create_model("flow", config.flow.arch, **model_kwargs)
     if config.flow.weights:
         _load_initial_weights(model, config.flow.weights)
@@ -239,6 +246,7 @@ def train_flow(project: Any, config: TrainConfig, run_dir: str | os.PathLike | N
     task = FlowTask(loss, augment if augment.enabled else None, mean, std)
 
     run = _prepare_run(project, config, "flow", config.flow.arch, run_dir)
+    warn_not_honoured(project, config, run)
     info = CheckpointInfo(
         stage="flow",
         arch=config.flow.arch,
@@ -416,6 +424,17 @@ def train_features(
             tuple(flow_size),
             tuple(config.data.size),
         )
+    flow_mean, flow_std = (t.tolist() for t in model_normalisation(flow_model))
+    for name, wanted, trained in (("mean", config.data.mean, flow_mean), ("std", config.data.std, flow_std)):
+        if wanted is not None and max(abs(a - b) for a, b in zip(wanted, trained)) > 1e-6:
+            log.warning(
+                "flow run %s was trained with input %s %s, features train with data.%s %s; retrain the flow run",
+                flow_dir.name,
+                name,
+                [round(v, 6) for v in trained],
+                name,
+                list(wanted),
+            )
     config = dataclasses.replace(config, feature=dataclasses.replace(config.feature, flow_run=str(flow_dir)))
 
     split = project_split(project)
@@ -447,6 +466,7 @@ def train_features(
         "flow_fusion_weight": f.flow_fusion_weight,
         "dropout": f.dropout,
         "width": f.width,
+        **_normalisation_kwargs(config),
         **f.params,
     }
     model = create_model("two_stream", "hidden_two_stream", **model_kwargs)
@@ -465,6 +485,7 @@ def train_features(
     )
 
     run = _prepare_run(project, config, "feature", f.arch, run_dir)
+    warn_not_honoured(project, config, run)
     info = CheckpointInfo(
         stage="feature",
         arch="hidden_two_stream",
@@ -636,6 +657,7 @@ def train_sequence(
     task = SequenceTask(_class_loss(s, pos, neg, exclusive), behaviours, exclusive)
 
     run = _prepare_run(project, config, "sequence", s.arch if s.causal else f"{s.arch}-centred", run_dir)
+    warn_not_honoured(project, config, run)
     info = CheckpointInfo(
         stage="sequence",
         arch=s.arch,

@@ -1,0 +1,112 @@
+"""Training in a DeepEthogram project honours its settings (``augs.resize``, ``augs.normalization``, ``postprocessor``)
+and lists the ones it cannot, once, at the start of training and in the run's ``train.log``.
+
+The project is the rat project with the sections DeepEthogram 0.5 writes into ``project_config.yaml``
+(``augs``, ``compute``, ``postprocessor``, ``sequence``, ``train``, as in its ``project_config_default.yaml``), some
+of them changed the way a lab would. Tiny preset: each stage takes seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import yaml
+
+from deg_train.cli import main
+from deg_train.models.checkpoints import build_model_from_checkpoint, latest_run
+from deg_train.project.layout import Project
+from deg_train.training.config import load_config
+from deg_train.training.project_settings import is_deepethogram_project, load_project_config, not_honoured
+
+MEAN, STD = [0.2, 0.3, 0.4], [0.1, 0.2, 0.3]
+
+
+def deepethogramise(project: Project, **changes) -> Project:
+    """Give ``project`` the sections DeepEthogram 0.5 keeps in project_config.yaml (its defaults, then ``changes``)."""
+    config = yaml.safe_load(project.config_path.read_text())
+    config.update(
+        {
+            "augs": {"LR": 0.5, "UD": 0.0, "brightness": 0.25, "contrast": 0.1, "crop_size": None, "degrees": 10,
+                     "hue": 0.1, "saturation": 0.1, "grayscale": 0.5,
+                     "normalization": {"N": 40, "mean": MEAN, "std": STD}, "pad": None, "random_resize": False,
+                     "resize": [48, 48]},
+            "compute": {"batch_size": 32, "distributed": False, "gpu_id": 0, "num_workers": 8},
+            "postprocessor": {"type": "min_bout", "min_bout_length": 2},
+            "sequence": {"filter_length": 15},
+            "train": {"loss_weight_exp": 1.0},
+        }
+    )  # fmt: skip
+    for dotted, value in changes.items():
+        section, key = dotted.split("__")
+        config[section][key] = value
+    project.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return Project.open(project.root)
+
+
+def test_our_projects_are_left_alone(fresh_rat_project):
+    assert not is_deepethogram_project(fresh_rat_project.config)
+    cfg = load_project_config(fresh_rat_project, "tiny")
+    assert cfg == load_config("tiny") and not_honoured(fresh_rat_project, cfg) == []
+
+
+def test_project_settings_win_over_the_preset_and_overrides_win_over_the_project(fresh_rat_project):
+    project = deepethogramise(fresh_rat_project)
+    cfg = load_project_config(project, "tiny")
+    assert list(cfg.data.size) == [48, 48] and list(cfg.data.mean) == MEAN and list(cfg.data.std) == STD
+    assert cfg.postprocess.min_bout_length == [3] * len(project.behaviours)  # removes bouts <= 2: keeps >= 3
+    assert not_honoured(project, cfg)[0].startswith("train.* (loss_weight_exp 1.0)")
+    explicit = load_project_config(project, "tiny", ["data.size=[32, 32]", "data.mean=[0.5, 0.5, 0.5]"])
+    assert list(explicit.data.size) == [32, 32] and list(explicit.data.mean) == [0.5] * 3
+    lines = not_honoured(project, explicit)
+    assert any(line.startswith("augs.resize [48, 48]: training at data.size [32, 32]") for line in lines)
+    assert any(line.startswith("augs.normalization: training with data.mean") for line in lines)
+
+
+def test_train_in_a_deepethogram_project_uses_its_size_and_normalisation(fresh_rat_project, caplog):
+    project = deepethogramise(fresh_rat_project, augs__crop_size=[40, 40], augs__dali=True, augs__LR=0.0)
+    config = yaml.safe_load(project.config_path.read_text())
+    config["feature_extractor"] = {"arch": "resnet50"}
+    project.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    root = str(project.root)
+    with caplog.at_level(logging.WARNING, logger="deg_train"):
+        assert main(["train-flow", "-p", root, "--preset", "tiny", "--device", "cpu"]) == 0
+        assert main(["train-features", "-p", root, "--preset", "tiny", "--device", "cpu"]) == 0
+    blocks = [
+        r.getMessage()
+        for r in caplog.records
+        if "DeepEthogram settings this training does not follow" in r.getMessage()
+    ]
+    assert len(blocks) == 1  # once, however many stages run in the process
+    block = blocks[0]
+    expected_lines = (
+        "augs.crop_size [40, 40]",
+        "augs.dali True",
+        "augs.LR 0.0: ours is augment.lr_flip 0.5",
+        "train.* (loss_weight_exp 1.0)",
+        "feature_extractor.arch resnet50: the preset trains resnet18",
+    )
+    for expected in expected_lines:
+        assert expected in block
+    for honoured in ("augs.resize", "augs.normalization", "compute.", "sequence.filter_length", "postprocessor"):
+        assert honoured not in block
+
+    for stage in ("flow", "feature"):
+        run = latest_run(Project.open(root), stage)
+        saved = yaml.safe_load((run / "config.yaml").read_text())
+        assert saved["data"]["size"] == [48, 48] and saved["data"]["mean"] == MEAN and saved["data"]["std"] == STD
+        assert saved["postprocess"]["min_bout_length"] == [3] * len(project.behaviours)
+        assert "augs.crop_size [40, 40]" in (run / "train.log").read_text()
+        model, meta = build_model_from_checkpoint(run, expect_stage=stage)
+        np.testing.assert_allclose(model.input_mean.numpy(), MEAN, rtol=1e-6)
+        np.testing.assert_allclose(model.input_std.numpy(), STD, rtol=1e-6)
+    assert meta["extra"]["size"] == [48, 48]
+
+
+@pytest.mark.parametrize("resize", [[100, 100], 90])
+def test_a_size_our_models_cannot_take_is_reported_not_used(fresh_rat_project, resize):
+    project = deepethogramise(fresh_rat_project, augs__resize=resize)
+    cfg = load_project_config(project, "tiny")
+    assert list(cfg.data.size) == [32, 32]  # the preset's
+    assert any("multiples of 16" in line for line in not_honoured(project, cfg))
