@@ -550,7 +550,7 @@ def offline_reference(procs: Processes, out: Path, bundle, video: Path) -> dict:
             log=out / "logs" / "offline.log",
         )
         predictions = read_predictions(dest / f"{video.stem}_outputs.h5")  # the sequence model's group
-        table = read_labels(dest / f"{video.stem}_predictions.csv")
+        table = read_labels(dest / f"{video.stem}_predictions_deg_train.csv")
         if list(table.behaviours) != list(bundle.behaviours) or predictions.behaviours != list(bundle.behaviours):
             raise DemoError(f"deg-train infer's behaviours {table.behaviours} are not the bundle's {bundle.behaviours}")
         return {

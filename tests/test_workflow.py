@@ -12,9 +12,9 @@ process:
    ``deg-live run --frames LOSSLESS --every-frame --exit-at-end --record DIR`` runs the bundle on every frame.
 
 Then the recording (``<session>_outputs.h5``, ``<session>_events.csv``, ``<session>_frames.csv``) must hold
-exactly what ``deg-train infer`` wrote (``<video>_outputs.h5``, ``<video>_predictions.csv``): the probabilities
-of every frame to float tolerance (same fp32 arithmetic, exported graph vs eager torch), the decisions exactly,
-and the onsets/offsets exactly (the edges of the offline decisions: same frames, behaviours and kinds).
+exactly what ``deg-train infer`` wrote (``<video>_outputs.h5``, ``<video>_predictions_deg_train.csv``): the
+probabilities of every frame to float tolerance (same fp32 arithmetic, exported graph vs eager torch), the decisions
+exactly, and the onsets/offsets exactly (the edges of the offline decisions: same frames, behaviours and kinds).
 tests/deg_live/test_live_offline_equivalence.py holds the same promise on in-memory modules; this test holds it
 for what a user runs and what lands on disk.
 """
@@ -144,7 +144,7 @@ def wait_for(pattern: str, children: Children, name: str, proc: subprocess.Popen
 
 
 def read_decisions_csv(path: Path, behaviours: list[str]) -> np.ndarray:
-    """``<video>_predictions.csv`` (a frame column, then one 0/1 column per behaviour) as ``(N, K) bool``."""
+    """``<video>_predictions_deg_train.csv`` (a frame column, then one 0/1 column per behaviour) as ``(N, K) bool``."""
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
     header, body = rows[0], rows[1:]
@@ -258,7 +258,7 @@ def test_readme_workflow_recording_equals_deg_train_infer(tmp_path):
     assert predictions.behaviours == behaviours
     assert Path(predictions.attrs["run"]).resolve() == Path(bundle.manifest.training["sequence_run"]).resolve()
     offline_probs = predictions.probabilities
-    offline_decisions = read_decisions_csv(offline / f"{held_out}_predictions.csv", behaviours)
+    offline_decisions = read_decisions_csv(offline / f"{held_out}_predictions_deg_train.csv", behaviours)
     assert offline_probs.shape == offline_decisions.shape == (n_frames, len(behaviours))
     np.testing.assert_allclose(predictions.thresholds, bundle.thresholds, rtol=0, atol=1e-6)
 

@@ -3,7 +3,8 @@
 - ``extract``: run a feature run's frame encoder over the project's videos, saving features to
   ``<video>_outputs.h5`` (what ``train-sequence`` trains on).
 - ``infer``: the full offline pipeline on any videos (project videos or paths), writing ``<video>_outputs.h5``
-  and ``<video>_predictions.csv`` like DeepEthogram; ``--shard i/n`` splits the list across machines.
+  and ``<video>_predictions_deg_train.csv`` (DeepEthogram's format under our name: its own ``_predictions.csv`` is
+  kept); ``--shard i/n`` splits the list across machines.
 - ``evaluate``: pick thresholds on validation, score held-out videos, print a table, write plots and a report.
 - ``train-all``: flow -> features -> extract -> sequence (causal, plus the centred comparison) -> thresholds ->
   evaluate, resuming whatever already finished.
@@ -77,10 +78,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     # -- infer --------------------------------------------------------------------------------------------------
     p = subparsers.add_parser(
         "infer",
-        help="predict behaviours for videos: <video>_outputs.h5 and <video>_predictions.csv",
+        help="predict behaviours for videos: <video>_outputs.h5 and <video>_predictions_deg_train.csv",
         description="The offline pipeline (decode, causal windows, feature extractor, sequence model, "
         "thresholds, causal postprocessing) on project videos or any video files. Writes <video>_outputs.h5 "
-        "(features group + sequence group, DeepEthogram's layout) and <video>_predictions.csv (frame index, "
+        "(features group + sequence group, DeepEthogram's layout) and <video>_predictions_deg_train.csv (frame index, "
         "then one 0/1 column per behaviour) beside each video, or into --out.",
     )
     p.add_argument(
@@ -123,7 +124,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "forward); offline: DeepEthogram's minimum-bout cleanup, which looks ahead (default: causal)",
     )
     p.add_argument(
-        "--no-outputs", action="store_true", help="write only <video>_predictions.csv, not <video>_outputs.h5"
+        "--no-outputs", action="store_true", help="write only <video>_predictions_deg_train.csv, not <video>_outputs.h5"
     )
     _add_batch(p)
     _add_device(p)

@@ -339,11 +339,18 @@ def infer_video(
 # ---------------------------------------------------------------------------------------------------------------
 
 
+#: The end of our predictions CSV's name. DeepEthogram's ``postprocess_and_save`` and its GUI's export write
+#: ``<video>_predictions.csv``; ours is ``<video>_predictions_deg_train.csv`` (same format), so neither ever replaces
+#: the other's and no file DeepEthogram wrote is changed. DeepEthogram's project scan ignores the name (it looks for
+#: "label", "score", "output" in file names).
+PREDICTIONS_SUFFIX = "_predictions_deg_train.csv"
+
+
 def predictions_path_for(video_path: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> Path:
-    """``<video>_predictions.csv`` beside the video (or in ``out_dir``)."""
+    """``<video>_predictions_deg_train.csv`` beside the video (or in ``out_dir``); see :data:`PREDICTIONS_SUFFIX`."""
     video_path = Path(video_path)
     folder = Path(out_dir) if out_dir is not None else video_path.parent
-    return folder / f"{video_path.stem}_predictions.csv"
+    return folder / f"{video_path.stem}{PREDICTIONS_SUFFIX}"
 
 
 def write_predictions_csv(path: str | os.PathLike, decisions: np.ndarray, behaviours: list[str]) -> Path:

@@ -2,7 +2,9 @@
 
 :func:`infer_videos` runs the offline pipeline of :mod:`deg_train.inference.predict` over a list of videos, reusing
 features already saved in each ``<video>_outputs.h5`` when they come from the same feature run, and writes
-``<video>_outputs.h5`` and ``<video>_predictions.csv`` like DeepEthogram. :func:`resolve_sequence_run` turns a
+``<video>_outputs.h5`` like DeepEthogram (our groups beside its own, see :mod:`deg_live.outputs`) and
+``<video>_predictions_deg_train.csv`` (DeepEthogram's predictions format under a name of ours, so a
+``<video>_predictions.csv`` DeepEthogram wrote is never replaced). :func:`resolve_sequence_run` turns a
 user's ``--sequence-run`` into a run directory (default: the newest finished causal run).
 """
 
@@ -75,7 +77,7 @@ def infer_videos(
 
     For each video: features (reused from its outputs file when they are there and from the same feature run,
     else encoded), the sequence model, thresholds and postprocessing; writes ``<video>_outputs.h5`` (feature and
-    sequence groups) and ``<video>_predictions.csv``.
+    sequence groups) and ``<video>_predictions_deg_train.csv`` (never DeepEthogram's ``<video>_predictions.csv``).
 
     Returns:
         ``(video, predictions csv)`` pairs.

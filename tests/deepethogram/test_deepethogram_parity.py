@@ -116,7 +116,7 @@ def test_deepethogram_reads_our_group_and_postprocesses_it_as_our_offline_mode(i
 
     project, group = imported["project"], "deg_train_tgmj_centred"
     ours = {
-        v: pd.read_csv(project / "DATA" / v / f"{v}_predictions.csv", index_col=0).to_numpy()
+        v: pd.read_csv(project / "DATA" / v / f"{v}_predictions_deg_train.csv", index_col=0).to_numpy()
         for v in imported["videos"]
     }
     script = Path(__file__).with_name("read_with_deepethogram.py")

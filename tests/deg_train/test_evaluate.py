@@ -187,10 +187,16 @@ def test_thresholds_maximise_validation_f1(runs):
 def test_infer_writes_outputs_and_predictions_and_shards(runs, tmp_path):
     project, feature_run, causal, _ = runs
     names = [r.name for r in project.videos]
+    # DeepEthogram's postprocess_and_save output (its to_csv of a DataFrame) for one video: never replaced
+    theirs = tmp_path / f"{names[0]}_predictions.csv"
+    pd.DataFrame(np.ones((3, len(project.behaviours)), np.int64), columns=project.behaviours).to_csv(theirs)
+    before = theirs.read_bytes()
     written = []
     for i in range(2):
         written += infer_videos(project=project, sequence_run=causal, shard=f"{i}/2", out_dir=tmp_path, progress=False)
     assert sorted(v.stem for v, _ in written) == sorted(names)  # the two shards cover every video once
+    assert theirs.read_bytes() == before
+    assert sorted(csv.name for _, csv in written) == sorted(f"{n}_predictions_deg_train.csv" for n in names)
     for video, csv in written:
         frame = pd.read_csv(csv, index_col=0)
         assert list(frame.columns) == project.behaviours
@@ -204,7 +210,7 @@ def test_infer_writes_outputs_and_predictions_and_shards(runs, tmp_path):
     [(_video, csv)] = infer_videos(
         videos=[str(video)], feature_run=feature_run, sequence_run=causal, out_dir=out, progress=False
     )
-    assert csv == out / f"{video.stem}_predictions.csv" and csv.is_file()
+    assert csv == out / f"{video.stem}_predictions_deg_train.csv" and csv.is_file()
     assert load_encoder(feature_run).latent_name == "deg_train_resnet18"
 
 
