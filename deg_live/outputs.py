@@ -232,20 +232,28 @@ def write_outputs(
             if arr.ndim != 2 or arr.shape[0] != n:
                 raise OutputsError(f"{path}: {name} has shape {arr.shape}, expected ({n}, D)")
 
+    # DeepEthogram's GUI (projects.import_outputfile) opens on its own `tgmj` / feature-extractor group when the
+    # file has one, else on the FIRST group of the file. Groups are kept in creation order (track_order) and our
+    # newest causal sequence model's group is created first, so where only deg-train ran, its GUI opens on that.
+    first = (attrs or {}).get("stage") == "sequence" and bool((attrs or {}).get("causal", False))
     with atomic_output(path, suffix=".h5") as tmp:
-        with h5py.File(tmp, "w") as out:
+        with h5py.File(tmp, "w", track_order=True) as out:
+            if first:
+                group = out.create_group(latent_name, track_order=True)
             if path.exists():
                 # Copy every other group (and the file's attributes) into the fresh file. Rebuilding rather than
                 # deleting in place reclaims the space of the replaced group (HDF5 never shrinks a file).
                 with _open_read(path) as old:
                     for key, value in old.attrs.items():
                         out.attrs[key] = value
-                    for key in old.keys():
-                        if key != latent_name:
-                            old.copy(old[key], out, name=key)
+                    keys = [k for k in old.keys() if k != latent_name]  # creation order (name order in old files)
+                    keys.sort(key=lambda k: not _is_our_causal_sequence(old[k]))  # stable: theirs keep their order
+                    for key in keys:
+                        old.copy(old[key], out, name=key)
             out.attrs["schema_version"] = OUTPUTS_SCHEMA_VERSION
             out.attrs["producer"] = PRODUCER
-            group = out.create_group(latent_name)
+            if not first:
+                group = out.create_group(latent_name, track_order=True)
             group.create_dataset(_THRESHOLDS, data=thresholds, dtype=np.float32)
             group.create_dataset(_LOGITS, data=logits, dtype=np.float32)
             group.create_dataset(_P, data=probabilities, dtype=np.float32)
@@ -263,6 +271,14 @@ def write_outputs(
             for key, value in (attrs or {}).items():
                 group.attrs[key] = _encode_attr(value)
     return path
+
+
+def _is_our_causal_sequence(item: Any) -> bool:
+    """Whether an HDF5 object is a group deg_train wrote for a causal sequence model."""
+    if not isinstance(item, h5py.Group):
+        return False
+    a = item.attrs
+    return a.get("producer") == PRODUCER and a.get("stage") == "sequence" and bool(a.get("causal", False))
 
 
 def read_outputs(path: str | os.PathLike, latent_name: str | None = None, *, features: bool = True) -> ModelOutputs:

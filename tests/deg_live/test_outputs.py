@@ -291,3 +291,36 @@ def test_a_recording_older_recorders_wrote_is_read_the_same(tmp_path):
     assert data["outputs"]["stream_ids"] == ["s1"] and data["outputs"]["P"].shape == (4, 3)
     assert data["outputs"]["frame_index"].tolist() == [0, 1, 2, 3]
     assert read_predictions(folder / "old_outputs.h5").rows["video_frame"].tolist() == [0, 1, 2, 3]
+
+
+def deepethogram_gui_default(path, sequence_arch="tgmj", feature_arch="resnet18") -> str:
+    """The group DeepEthogram 0.5's GUI opens an outputs file on (``projects.import_outputfile`` with no name and a
+    project_config.yaml without ``sequence.latent_name``): its sequence arch's group, else its feature extractor's,
+    else the first group of the file as h5py lists it."""
+    with h5py.File(path, "r") as f:
+        keys = list(f.keys())
+    return next((k for k in (sequence_arch, feature_arch) if k in keys), keys[0])
+
+
+def test_deepethogram_gui_opens_on_our_causal_sequence_group_where_only_we_ran(tmp_path):
+    path = tmp_path / "rat_outputs.h5"
+    a = _arrays()
+    seq = {"logits": a["logits"], "probabilities": a["probabilities"]}
+    write_outputs(path, "deg_train_resnet18", thresholds=None, behaviours=BEHAVIOURS, attrs={"stage": "feature"}, **a)
+    write_outputs(path, "deg_train_deepethogram_resnet18", thresholds=None, behaviours=BEHAVIOURS, **a)
+    assert deepethogram_gui_default(path) == "deg_train_resnet18"  # no sequence group yet: the first written
+    write_outputs(path, "deg_train_tgm_centred", thresholds=None, behaviours=BEHAVIOURS,
+                  attrs={"stage": "sequence", "causal": False}, **seq)  # fmt: skip
+    write_outputs(path, "deg_train_tgm", thresholds=None, behaviours=BEHAVIOURS,
+                  attrs={"stage": "sequence", "causal": True}, **seq)  # fmt: skip
+    assert deepethogram_gui_default(path) == "deg_train_tgm"
+    write_thresholds(path, "deg_train_resnet18", [0.4] * 3)  # later writes keep it first
+    write_outputs(path, "deg_train_tgm_centred", thresholds=None, behaviours=BEHAVIOURS,
+                  attrs={"stage": "sequence", "causal": False}, **seq)  # fmt: skip
+    assert deepethogram_gui_default(path) == "deg_train_tgm"
+    assert list_groups(path) == sorted(list_groups(path))  # our own listing stays by name
+    # where DeepEthogram ran too, its GUI opens on its own tgmj, which we keep as it was
+    _deepethogram_group(path, "tgmj", a)
+    write_thresholds(path, "deg_train_tgm", [0.6] * 3)
+    assert deepethogram_gui_default(path) == "tgmj" and group_producer(path, "tgmj") == FOREIGN
+    np.testing.assert_array_equal(read_outputs(path, "tgmj", features=False).logits, a["logits"])
