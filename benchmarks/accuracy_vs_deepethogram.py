@@ -403,7 +403,7 @@ def copy_project(src: Path, dst: Path) -> None:
 
     def ignore(directory: str, names: list[str]) -> list[str]:
         d = Path(directory)
-        skip = [n for n in names if n.endswith("_outputs.h5") or n.endswith("_predictions.csv")]
+        skip = [n for n in names if n.endswith(("_outputs.h5", "_predictions.csv", "_predictions_deg_train.csv"))]
         if d == src:
             skip += [n for n in names if n in ("models", "cache", "runs", "reports")]
         return skip
@@ -871,7 +871,12 @@ def parse_args(argv=None):
     ap.add_argument("--deg-feature-steps", type=int, default=200)
     ap.add_argument("--deg-feature-val-steps", type=int, default=50)
     ap.add_argument("--deg-sequence-epochs", type=int, default=30)
-    ap.add_argument("--deg-sequence-batch", default="auto", help="TGMJ batch size (DeepEthogram's default: auto)")
+    ap.add_argument(
+        "--deg-sequence-batch",
+        default="8",
+        help="TGMJ batch size (default 8 sequences of 180 frames; DeepEthogram's own default 'auto' fails without a "
+        "GPU: Lightning's batch-size finder raises 'Field batch_size not found in both model and model.hparams')",
+    )
     return ap.parse_args(argv)
 
 
