@@ -66,7 +66,7 @@ def weights_only_loads() -> Iterator[None]:
     """Every ``torch.load`` inside runs with ``weights_only=True``, whatever its caller asked for.
 
     ``torch.export.load`` reads the pickled parts of a ``.pt2`` (sample inputs, constants) with the safe loader
-    but, when that refuses a part, retries it with ``weights_only=False`` (torch/_export/serde/serialize.py):
+    but, when that refuses a part, retries it with the unrestricted unpickler (torch/_export/serde/serialize.py):
     a crafted ``encoder.pt2`` in a bundle from someone else would run its code at load. PyTorch's
     ``TORCH_FORCE_WEIGHTS_ONLY_LOAD`` switch turns that retry into an error. It is set for the duration only
     (the engine loads before any socket or worker thread of ``deg-live run`` starts).

@@ -286,6 +286,23 @@ class ProgressLog:
         )
 
 
+def _finite(loss: torch.Tensor, params: list[torch.Tensor]) -> bool:
+    """Whether the loss and every gradient are finite (one device sync).
+
+    Without a gradient scaler (CPU, bf16) nothing else stops one bad step from writing NaN into the weights: a
+    NaN that a padded convolution never multiplies with data stays invisible in training and validation, and
+    surfaces only in another engine (ONNX Runtime computes the padding) at export.
+    """
+    checks = [torch.isfinite(loss.detach()).all()]
+    checks += [torch.isfinite(p.grad).all() for p in params if p.grad is not None]
+    return bool(torch.stack(checks).all())
+
+
+def _non_finite_grads(model: nn.Module) -> list[str]:
+    """Names of the parameters whose gradient holds an inf or NaN."""
+    return [n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
+
+
 def _batch_clips(batch: Any) -> int:
     """How many clips a batch holds (the leading dimension of its first tensor; 1 if it has none)."""
     first = batch
@@ -485,7 +502,7 @@ def _fit(
             train_data.set_epoch(epoch)
         task.train_mode(train_model)
         sums: dict[str, float] = {}
-        n_batches = 0
+        n_batches = skipped = 0
         bar = tqdm(
             train_loader,
             desc=f"{info.stage} epoch {epoch + 1}/{stage.epochs}",
@@ -505,10 +522,20 @@ def _fit(
             if loop.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, loop.grad_clip)
             if scaler is not None:
-                scaler.step(optimizer)
+                scaler.step(optimizer)  # skips a step with inf/NaN gradients itself
                 scaler.update()
-            else:
+            elif _finite(loss, params):
                 optimizer.step()
+            else:
+                skipped += 1
+                if skipped <= 3:
+                    log.warning(
+                        "%s epoch %d: step %d skipped: the loss or these gradients are not finite: %s",
+                        info.stage,
+                        epoch + 1,
+                        n_batches + 1,
+                        ", ".join(_non_finite_grads(train_model)[:5]) or "loss",
+                    )
             logs = {"loss": float(loss.detach()), **logs}
             for k, v in logs.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
@@ -516,6 +543,15 @@ def _fit(
             bar.set_postfix(loss=f"{logs['loss']:.4f}")
             progress.update(_batch_clips(batch), logs["loss"])
         bar.close()
+        if skipped:
+            log.warning(
+                "%s epoch %d: %d of %d steps skipped (non-finite gradients)", info.stage, epoch + 1, skipped, n_batches
+            )
+            if skipped == n_batches:
+                raise UserFacingError(
+                    f"{run_dir}: every training step of epoch {epoch + 1} had non-finite gradients (the run diverged); "
+                    "try a lower learning rate (lr=...) or train.amp=false"
+                )
         train_logs = _mean_across_ranks(sums, n_batches, ctx)
 
         # -- Validate: every rank its shard, results gathered so all ranks take the same decisions. ------------

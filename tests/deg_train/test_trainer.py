@@ -192,3 +192,30 @@ def test_cosine_schedule_decays_every_epoch_and_ignores_min_lr(tmp_path):
 def test_unknown_lr_schedule_is_a_config_error():
     with pytest.raises(ValueError, match="lr_schedule"):
         LoopConfig(lr_schedule="linear")
+
+
+class NanAt(Regression):
+    """Regression whose loss is NaN on the listed training steps (counted across epochs)."""
+
+    def __init__(self, bad_steps) -> None:
+        super().__init__()
+        self.bad_steps, self.step = set(bad_steps), 0
+
+    def train_step(self, model, batch, device):
+        loss, logs = super().train_step(model, batch, device)
+        self.step += 1
+        return (loss * float("nan") if self.step in self.bad_steps else loss), logs
+
+
+def test_a_step_with_non_finite_gradients_is_skipped_and_the_weights_stay_finite(tmp_path, caplog):
+    model, result = _run(tmp_path, "nan", task=NanAt({2}), epochs=2)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert result.epochs_run == 2
+    assert "step 2 skipped" in (tmp_path / "nan" / "train.log").read_text()
+
+
+def test_an_epoch_of_only_non_finite_steps_is_one_clear_error(tmp_path):
+    from camera_adapters.errors import UserFacingError
+
+    with pytest.raises(UserFacingError, match="non-finite gradients"):
+        _run(tmp_path, "diverged", task=NanAt(range(1, 100)), epochs=2)
