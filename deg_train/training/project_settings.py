@@ -156,8 +156,12 @@ def load_project_config(
     return load_config(preset_or_path, [*found.overrides, *overrides])
 
 
-def not_honoured(project: Any, config: TrainConfig) -> list[str]:
-    """The project's DeepEthogram settings that ``config`` does not follow, one line each ([] for our projects)."""
+def not_honoured(project: Any, config: TrainConfig, stage: str | None = None) -> list[str]:
+    """The project's DeepEthogram settings that ``config`` does not follow, one line each ([] for our projects).
+
+    ``stage="sequence"`` leaves out the flow and feature architectures: the sequence model trains on the features of
+    an existing run (possibly DeepEthogram's own, imported), whatever the preset would have built.
+    """
     cfg = project.config
     if not is_deepethogram_project(cfg):
         return []
@@ -198,7 +202,12 @@ def not_honoured(project: Any, config: TrainConfig) -> list[str]:
     if train:
         keys = ", ".join(f"{k} {v}" for k, v in train.items())
         out.append(f"train.* ({keys}): DeepEthogram's own schedule and loss; ours come from the preset")
-    for section, ours in (("flow_generator", config.flow.arch), ("feature_extractor", config.feature.arch)):
+    arch_sections = (
+        ()
+        if stage == "sequence"
+        else (("flow_generator", config.flow.arch), ("feature_extractor", config.feature.arch))
+    )
+    for section, ours in arch_sections:
         block = cfg.get(section) if isinstance(cfg.get(section), dict) else {}
         arch = block.get("arch")
         if arch and str(arch).lower() != str(ours).lower():
@@ -215,9 +224,11 @@ def warning_block(project: Any, lines: list[str]) -> str:
     return "\n".join([head, *(f"  - {line}" for line in lines)])
 
 
-def warn_not_honoured(project: Any, config: TrainConfig, run_dir: str | os.PathLike | None = None) -> list[str]:
+def warn_not_honoured(
+    project: Any, config: TrainConfig, run_dir: str | os.PathLike | None = None, stage: str | None = None
+) -> list[str]:
     """Log :func:`not_honoured` as one warning (once per process) and append it to ``run_dir/train.log``."""
-    lines = not_honoured(project, config)
+    lines = not_honoured(project, config, stage)
     if not lines:
         return lines
     block = warning_block(project, lines)

@@ -657,7 +657,7 @@ def train_sequence(
     task = SequenceTask(_class_loss(s, pos, neg, exclusive), behaviours, exclusive)
 
     run = _prepare_run(project, config, "sequence", s.arch if s.causal else f"{s.arch}-centred", run_dir)
-    warn_not_honoured(project, config, run)
+    warn_not_honoured(project, config, run, stage="sequence")
     info = CheckpointInfo(
         stage="sequence",
         arch=s.arch,

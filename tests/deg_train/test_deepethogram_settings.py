@@ -110,3 +110,19 @@ def test_a_size_our_models_cannot_take_is_reported_not_used(fresh_rat_project, r
     cfg = load_project_config(project, "tiny")
     assert list(cfg.data.size) == [32, 32]  # the preset's
     assert any("multiples of 16" in line for line in not_honoured(project, cfg))
+
+
+def test_the_sequence_stage_does_not_claim_the_preset_builds_the_feature_extractor(fresh_rat_project):
+    # It trains on an existing feature run's features (possibly DeepEthogram's own, imported).
+    project = deepethogramise(fresh_rat_project)
+    config = yaml.safe_load(project.config_path.read_text())
+    config.update({"feature_extractor": {"arch": "resnet50"}, "flow_generator": {"arch": "MotionNet"}})
+    project.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    project = Project.open(project.root)
+    cfg = load_project_config(project, "tiny")
+    every_stage = not_honoured(project, cfg)
+    assert any(line.startswith("feature_extractor.arch resnet50") for line in every_stage)
+    assert any(line.startswith("flow_generator.arch MotionNet") for line in every_stage)
+    sequence = not_honoured(project, cfg, stage="sequence")
+    assert not any(".arch" in line and "sequence" not in line for line in sequence)
+    assert set(sequence) < set(every_stage)
