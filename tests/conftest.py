@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+
+def pytest_configure(config) -> None:
+    """Children get the default Ctrl-C even when the test run itself was started with SIGINT ignored.
+
+    A shell starts background jobs (``make test &``, ``nohup``) with SIGINT ignored, and an ignored signal stays
+    ignored across fork and exec: the camera adapters and the demo the tests interrupt would then never see their
+    SIGINT. A handler (unlike an ignore) is reset to the default in every child.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

@@ -172,7 +172,11 @@ def test_run_records_every_frame_while_inference_skips_and_sigterm_finalises(tin
         if runner.poll() is None:
             runner.kill()
         camera.send_signal(signal.SIGINT)
-        camera.wait(timeout=30)
+        try:
+            camera.wait(timeout=30)
+        finally:
+            if camera.poll() is None:  # never leave a camera publishing behind the next tests
+                camera.kill()
     assert runner.returncode == 0, err
     data = read_recording(folder)
     assert data["info"]["status"] == "interrupted"
