@@ -143,6 +143,37 @@ def wait_for(pattern: str, children: Children, name: str, proc: subprocess.Popen
     pytest.fail(f"{name}: no line matching {pattern!r} (exit status {proc.poll()}):\n{children.tail(name)}")
 
 
+def replay_lossless(
+    children: Children, video: Path, bundle_dir: Path, record: Path, session: str
+) -> tuple[subprocess.Popen, subprocess.Popen]:
+    """``deg-camera video`` on the lossless path and ``deg-live run --every-frame --record`` on it: (camera, live).
+
+    The camera is unpaced and flow-controlled (it waits for deg-live to start and take every frame); its ports are
+    picked by the kernel and read back from its start line.
+    """
+    camera = children.start(
+        "deg-camera",
+        [
+            *cli("deg-camera"),
+            *("video", f"path={video}", "rate=0"),  # unpaced: as fast as the lossless receiver takes frames
+            *("--bind", "tcp://127.0.0.1:*", "--lossless", "tcp://127.0.0.1:*", "--lossless-block"),
+            *("--drain-timeout", "180", "--quiet"),  # wait for deg-live to start and take every frame
+        ],
+    )
+    lossless = wait_for(r"\(lossless (tcp://127\.0\.0\.1:\d+)\)", children, "deg-camera", camera, 60).group(1)
+    live = children.start(
+        "deg-live",
+        [
+            *cli("deg-live"),
+            *("run", "--bundle", str(bundle_dir), "--frames", lossless, "--every-frame", "--exit-at-end"),
+            *("--record", str(record), "--session", session, "--events", f"tcp://127.0.0.1:{free_port()}"),
+            *("--backend", "onnxruntime", "--precision", "fp32", "--engine-option", "threads=1"),
+            *("--warmup", "2", "--quiet"),
+        ],
+    )
+    return camera, live
+
+
 def read_decisions_csv(path: Path, behaviours: list[str]) -> np.ndarray:
     """``<video>_predictions_deg_train.csv`` (a frame column, then one 0/1 column per behaviour) as ``(N, K) bool``."""
     with open(path, newline="") as f:
@@ -213,26 +244,7 @@ def test_readme_workflow_recording_equals_deg_train_infer(tmp_path):
 
         # 4. The camera adapter on the lossless path (flow-controlled: waits for deg-live), ports picked by the
         # kernel; then deg-live on every frame of that endpoint, recording.
-        camera = children.start(
-            "deg-camera",
-            [
-                *cli("deg-camera"),
-                *("video", f"path={video}", "rate=0"),  # unpaced: as fast as the lossless receiver takes frames
-                *("--bind", "tcp://127.0.0.1:*", "--lossless", "tcp://127.0.0.1:*", "--lossless-block"),
-                *("--drain-timeout", "180", "--quiet"),  # wait for deg-live to start and take every frame
-            ],
-        )
-        lossless = wait_for(r"\(lossless (tcp://127\.0\.0\.1:\d+)\)", children, "deg-camera", camera, 60).group(1)
-        live = children.start(
-            "deg-live",
-            [
-                *cli("deg-live"),
-                *("run", "--bundle", str(bundle_dir), "--frames", lossless, "--every-frame", "--exit-at-end"),
-                *("--record", str(record), "--session", LIVE_SESSION, "--events", f"tcp://127.0.0.1:{free_port()}"),
-                *("--backend", "onnxruntime", "--precision", "fp32", "--engine-option", "threads=1"),
-                *("--warmup", "2", "--quiet"),
-            ],
-        )
+        camera, live = replay_lossless(children, video, bundle_dir, record, LIVE_SESSION)
         for name, proc in (("infer", infer), ("deg-camera", camera), ("deg-live", live)):
             children.wait(name, proc, 300)
     finally:

@@ -160,7 +160,7 @@ def test_the_labs_models_go_live(imported, tmp_path):
     from deg_live.bundle import read_bundle
     from deg_live.outputs import read_predictions
     from deg_live.recorder import read_recording
-    from tests.test_workflow import Children, cli, free_port, wait_for
+    from tests.test_workflow import Children, cli, replay_lossless
 
     project = imported["project"]
     causal_twin = next(line.split()[2] for line in imported["out"].splitlines() if line.startswith("causal twin:"))
@@ -180,24 +180,7 @@ def test_the_labs_models_go_live(imported, tmp_path):
         )
         children.run("infer", [*dt, "infer", "-p", str(project), str(video), "--out", str(offline), *one_thread], 300)
         children.run("export", [*dt, "export", str(project), "--out", str(bundle_dir), "--no-torch"], 300)
-        camera = children.start(
-            "deg-camera",
-            [
-                *(*cli("deg-camera"), "video", f"path={video}", "rate=0"),
-                *("--bind", "tcp://127.0.0.1:*", "--lossless", "tcp://127.0.0.1:*", "--lossless-block"),
-                *("--drain-timeout", "180", "--quiet"),
-            ],
-        )
-        lossless = wait_for(r"\(lossless (tcp://127\.0\.0\.1:\d+)\)", children, "deg-camera", camera, 60).group(1)
-        live = children.start(
-            "deg-live",
-            [
-                *(*cli("deg-live"), "run", "--bundle", str(bundle_dir), "--frames", lossless, "--every-frame"),
-                *("--exit-at-end", "--record", str(record), "--session", "lab"),
-                *("--events", f"tcp://127.0.0.1:{free_port()}", "--backend", "onnxruntime", "--precision", "fp32"),
-                *("--engine-option", "threads=1", "--quiet"),
-            ],
-        )
+        camera, live = replay_lossless(children, video, bundle_dir, record, "lab")
         for name, proc in (("deg-camera", camera), ("deg-live", live)):
             children.wait(name, proc, 300)
     finally:
