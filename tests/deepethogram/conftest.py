@@ -20,11 +20,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
-from camera_adapters.video import VideoReader, resize_rgb
+from camera_adapters.video import VideoReader, resize_rgb, write_video
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "rat_behavior"
 BUILD_SCRIPT = Path(__file__).with_name("build_deepethogram_project.py")
@@ -52,26 +51,12 @@ def peer_python() -> Path:
 
 def write_lossless_video(path: Path, frames: np.ndarray, fps: int = 25) -> Path:
     """``frames (N, H, W, 3) uint8`` RGB -> an FFV1 ``.avi`` holding exactly these pixels (no chroma subsampling)."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("ffv1", rate=fps)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "bgr0"
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-    return path
+    return write_video(path, frames, fps, codec="ffv1", pix_fmt="bgr0")
 
 
 def write_h264_video(path: Path, frames: np.ndarray, fps: int = 25) -> Path:
     """``frames (N, H, W, 3) uint8`` RGB -> an H.264 (yuv420p) ``.mp4``, the usual lab video."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-    return path
+    return write_video(path, frames, fps)
 
 
 def make_sources(folder: Path) -> dict:
