@@ -209,9 +209,11 @@ class FeatureConfig:
     focal_gamma: float = 1.0
     label_smoothing: float = 0.05
     pos_weight_beta: float = 0.25
+    class_balance: float = 0.0
     params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        _check_float("feature", "class_balance", self.class_balance, 0.0, 1.0)
         if self.flow_fusion_weight < 0:
             raise ValueError("flow_fusion_weight must be >= 0")
         if not 0 <= self.dropout < 1:
@@ -232,6 +234,7 @@ class SequenceConfig:
     arch: str = "tgm"
     causal: bool = True
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    weights: str | None = None
     feature_run: str | None = None
     latent_name: str | None = None
     epochs: int = 100

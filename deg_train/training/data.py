@@ -135,19 +135,53 @@ class ClipDataset(Dataset):
                 }
         return out  # type: ignore[return-value]
 
-    def label_counts(self) -> tuple[np.ndarray, np.ndarray]:
+    def label_counts(self, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Positive and negative counts per behaviour over this dataset's frames (unlabelled ones not counted).
 
+        Args:
+            weights: per-item sampling weights (mean 1), e.g. :meth:`class_balanced_weights`: the counts a
+                training epoch drawn with them sees on average. None = every item once.
+
         Returns:
-            ``(pos (K,), neg (K,))`` int64.
+            ``(pos (K,), neg (K,))``, int64 without weights, float64 with them.
         """
-        pos = np.zeros(self.num_behaviours, np.int64)
-        neg = np.zeros(self.num_behaviours, np.int64)
+        pos = np.zeros(self.num_behaviours, np.int64 if weights is None else np.float64)
+        neg = np.zeros_like(pos)
         for v, values in enumerate(self.label_values):
-            sel = values[self.index_frame[self.index_video == v]]
-            pos += (sel == 1).sum(axis=0)
-            neg += (sel == 0).sum(axis=0)
+            where = np.flatnonzero(self.index_video == v)
+            sel = values[self.index_frame[where]]
+            if weights is None:
+                pos += (sel == 1).sum(axis=0)
+                neg += (sel == 0).sum(axis=0)
+            else:
+                w = np.asarray(weights, np.float64)[where]
+                pos += w @ (sel == 1)
+                neg += w @ (sel == 0)
         return pos, neg
+
+    def class_balanced_weights(self, power: float) -> np.ndarray:
+        """Sampling weights per item that even out how often each class is seen (class-balanced sampling).
+
+        A frame's class is its positive behaviour, the rarest one when several are on (a frame with none is its
+        own "nothing" class). Its weight is ``count(class) ** -power``: 0 samples frames uniformly (each class as
+        often as it is labelled), 1 samples every class equally often, 0.5 in between (square-root balancing).
+
+        Returns:
+            ``(len(self),)`` float64 weights, mean 1.
+        """
+        if not self.with_labels:
+            raise DatasetError("class-balanced sampling needs labels")
+        k = self.num_behaviours
+        positive = np.empty((len(self), k), bool)
+        for v, values in enumerate(self.label_values):
+            where = np.flatnonzero(self.index_video == v)
+            positive[where] = values[self.index_frame[where]] == 1
+        counts = positive.sum(axis=0).astype(np.float64)
+        rarity = np.where(positive, counts[None, :], np.inf)
+        cls = np.where(positive.any(axis=1), rarity.argmin(axis=1), k)
+        per_class = np.bincount(cls, minlength=k + 1).astype(np.float64)
+        weights = per_class[cls] ** -float(power)
+        return weights / weights.mean()
 
     def close(self) -> None:
         """Release the frame caches (idempotent)."""
@@ -174,6 +208,8 @@ class EpochSampler(Sampler[int]):
         shuffle: random order (training) or ``0..n-1`` (validation).
         seed: base seed; epoch ``e`` uses ``seed + e`` so a resumed run repeats the same order.
         rank, world_size: this process's shard under torch.distributed (every rank gets the same count).
+        weights: per-item sampling weights (class-balanced sampling): items are drawn with replacement with these
+            probabilities instead of permuted; None = permutations.
     """
 
     def __init__(
@@ -185,10 +221,17 @@ class EpochSampler(Sampler[int]):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        weights: np.ndarray | None = None,
     ) -> None:
         if n <= 0:
             raise DatasetError("empty dataset: nothing to sample")
         self.n = int(n)
+        self.weights = None
+        if weights is not None:
+            w = torch.as_tensor(np.asarray(weights, np.float64))
+            if w.shape != (self.n,) or not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or float(w.sum()) <= 0:
+                raise DatasetError(f"sampling weights must be {self.n} finite non-negative numbers, not all 0")
+            self.weights = w
         total = self.n if samples_per_epoch is None else int(samples_per_epoch)
         # Every rank draws the same number of items (DDP needs equal step counts); round up to a multiple.
         self.total = int(math.ceil(max(total, world_size) / world_size) * world_size)
@@ -204,6 +247,9 @@ class EpochSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         g = torch.Generator().manual_seed(self.seed + self.epoch)
+        if self.weights is not None and self.shuffle:
+            order = torch.multinomial(self.weights, self.total, replacement=True, generator=g)
+            return iter(order[self.rank :: self.world_size].tolist())
         chunks, have = [], 0
         while have < self.total:
             chunk = torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)

@@ -329,12 +329,15 @@ def fit(
     info: CheckpointInfo,
     *,
     val_batch_size: int | None = None,
+    sample_weights: Any = None,
 ) -> FitResult:
     """Train ``model`` on ``train_data`` with ``task``, validating on ``val_data``, checkpointing into ``run_dir``.
 
     How long and how fast come from the config itself: ``stage`` is the stage's section (``config.flow``,
     ``config.feature`` or ``config.sequence``: epochs, lr, batch size, steps), ``loop`` is ``config.train`` (seed,
     device, mixed precision, schedule, early stopping, caps on steps). ``val_batch_size`` defaults to the batch size.
+    ``sample_weights`` (one per training item) draws training items with those probabilities (class-balanced
+    sampling) instead of permuting them.
 
     If ``run_dir`` already holds ``checkpoint_last.pt`` the run resumes after that epoch (weights, optimiser,
     schedule, best value and early-stopping count restored); if it holds ``done.json`` it is already finished and
@@ -361,7 +364,9 @@ def fit(
         torch.backends.cudnn.benchmark = False
     handler = _attach_log_file(run_dir / "train.log") if ctx.is_main else None
     try:
-        return _fit(model, task, train_data, val_data, run_dir, stage, loop, val_batch_size, info, device, ctx)
+        return _fit(
+            model, task, train_data, val_data, run_dir, stage, loop, val_batch_size, info, device, ctx, sample_weights
+        )
     finally:
         if handler is not None:
             logging.getLogger("deg_train").removeHandler(handler)
@@ -384,6 +389,7 @@ def _fit(
     info: CheckpointInfo,
     device: torch.device,
     ctx: DistributedContext,
+    sample_weights: Any = None,
 ) -> FitResult:
     # The loop's caps on steps apply to every stage (smoke runs, tests).
     steps_per_epoch = _cap(stage.steps_per_epoch, loop.max_steps_per_epoch)
@@ -455,6 +461,7 @@ def _fit(
         seed=loop.seed,
         rank=ctx.rank,
         world_size=world,
+        weights=sample_weights,
     )
     drop_last = len(train_sampler) >= stage.batch_size  # no 1-item remainder batches (BatchNorm)
     train_loader = DataLoader(

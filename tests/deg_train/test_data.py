@@ -68,3 +68,31 @@ def test_epoch_sampler_is_seeded_capped_and_sharded():
     assert len(r0) == len(r1) == 5 and not set(r0) & set(r1)
     # Validation order: no shuffle.
     assert list(EpochSampler(4, shuffle=False)) == [0, 1, 2, 3]
+
+
+def test_class_balanced_sampling_evens_out_the_classes(rat_project):
+    """feature.class_balance: rare behaviours of real rat labels are drawn about as often as common ones."""
+    ds = ClipDataset(rat_project, rat_project.video_names[:4], (32, 32), 3, labels=True, progress=False)
+    pos, _ = ds.label_counts()
+    assert np.array_equal(ds.class_balanced_weights(0.0), np.ones(len(ds)))  # 0 = uniform
+    full = ds.class_balanced_weights(1.0)
+    assert full.shape == (len(ds),) and np.isclose(full.mean(), 1.0)
+    # Drawn with the weights, each class present is seen about equally often (exclusive rat labels).
+    seen_pos, seen_neg = ds.label_counts(full)
+    present = pos > 0
+    assert np.allclose(seen_pos[present], seen_pos[present].mean(), rtol=1e-6)
+    assert np.allclose(seen_pos + seen_neg, len(ds))  # every frame labelled for every behaviour
+    half_pos, _ = ds.label_counts(ds.class_balanced_weights(0.5))
+    spread = lambda p: p[present].max() / p[present].min()  # noqa: E731
+    assert spread(pos) > spread(half_pos) > spread(seen_pos) - 1e-9
+    # The sampler draws with the weights: seeded, and the rare class comes up far more often than uniformly.
+    rare = int(np.argmin(np.where(present, pos, np.inf)))
+    is_rare = np.asarray([ds.label_values[v][f, rare] == 1 for v, f in zip(ds.index_video, ds.index_frame)])
+    s = EpochSampler(len(ds), samples_per_epoch=4000, seed=3, weights=full)
+    s.set_epoch(1)
+    drawn = list(s)
+    s.set_epoch(1)
+    assert list(s) == drawn and len(drawn) == 4000
+    assert is_rare[drawn].mean() > 3 * is_rare.mean()
+    with pytest.raises(DatasetError, match="sampling weights"):
+        EpochSampler(len(ds), weights=np.zeros(len(ds)))
