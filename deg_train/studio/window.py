@@ -91,7 +91,7 @@ class StudioWindow(QtWidgets.QMainWindow):
         background_open: open the first video in a thread (None: when it is larger than
             :attr:`background_open_bytes`); the window shows at once and the video appears when indexed.
         train_preset: the preset Train uses when the project has no runs yet (``deg-train train-all --preset``;
-            None: train-all's default). With runs, Train retrains the sequence model with the newest run's config.
+            None: train-all's default). With runs, Train fine-tunes the newest causal sequence run on the new labels.
     """
 
     #: Video files larger than this open in a background thread (their timestamp index takes a while).
@@ -970,10 +970,17 @@ class StudioWindow(QtWidgets.QMainWindow):
         if not runs:
             preset = ["--preset", self.train_preset] if self.train_preset else []
             return [["train-all", "-p", str(project.root), *preset], ["infer", "-p", str(project.root)]]
-        # Stages 1 and 2 (and their saved features) are kept; the sequence model is retrained on the new labels
-        # with the newest sequence run's settings, then the predictions are refreshed.
+        # Stages 1 and 2 (and their saved features) are kept; the sequence model is fine-tuned on the new labels
+        # from the newest causal run (its settings and weights), then the predictions are refreshed.
         return [
-            ["train-sequence", "-p", str(project.root), "--config", str(runs[-1])],
+            [
+                "train-sequence",
+                "-p",
+                str(project.root),
+                "--config",
+                str(runs[-1]),
+                f"sequence.weights={runs[-1].parent}",
+            ],
             # thresholds picked on validation for the new run (and its report); without it infer uses 0.5
             ["evaluate", "-p", str(project.root), "--compare", "none"],
             ["infer", "-p", str(project.root)],

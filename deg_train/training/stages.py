@@ -38,14 +38,16 @@ from deg_live.outputs import read_features
 from deg_train.evaluation.metrics import threshold_search
 from deg_train.inference.extract import extract_features, latent_name_for
 from deg_train.models.checkpoints import (
+    CheckpointError,
     build_model_from_checkpoint,
+    checkpoint_path,
     load_checkpoint,
     new_run_dir,
     resolve_run,
     run_stage,
 )
 from deg_train.models.registry import create_model
-from deg_train.models.weights import load_weights
+from deg_train.models.weights import WeightsError, load_weights
 from deg_train.training.augment import ClipAugment, model_normalisation, prepare_clips
 from deg_train.training.config import TrainConfig, save_config
 from deg_train.training.data import ClipDataset
@@ -450,6 +452,17 @@ def train_features(
         "training frames per behaviour (positive/negative): %s",
         ", ".join(f"{b} {p}/{n}" for b, p, n in zip(behaviours, pos, neg)),
     )
+    sample_weights, seen_pos, seen_neg = None, pos, neg
+    if config.feature.class_balance > 0:
+        # Rare behaviours are drawn more often; the loss weights and the initial biases then follow the counts an
+        # epoch actually sees, so the rare classes are not up-weighted twice.
+        sample_weights = train_data.class_balanced_weights(config.feature.class_balance)
+        seen_pos, seen_neg = train_data.label_counts(sample_weights)
+        log.info(
+            "class-balanced sampling (feature.class_balance=%g): expected frames per behaviour per pass %s",
+            config.feature.class_balance,
+            ", ".join(f"{b} {p:.0f}" for b, p in zip(behaviours, seen_pos)),
+        )
     exclusive = resolve_exclusive(project, config, train_names + val_names)
     config = _with_exclusive(config, exclusive)
 
@@ -475,13 +488,18 @@ def train_features(
     model.flow_generator.load_state_dict(flow_model.state_dict())  # the trained stage-1 weights, frozen
     for head in model.heads():
         if exclusive:
-            init_softmax_bias_from_counts(head, pos)
+            init_softmax_bias_from_counts(head, seen_pos)
         else:
-            init_bias_from_counts(head, pos, neg)
+            init_bias_from_counts(head, seen_pos, seen_neg)
     mean, std = model_normalisation(model)
     augment = ClipAugment(config.augment, size)
     task = FeatureTask(
-        _class_loss(f, pos, neg, exclusive), augment if augment.enabled else None, mean, std, behaviours, exclusive
+        _class_loss(f, seen_pos, seen_neg, exclusive),
+        augment if augment.enabled else None,
+        mean,
+        std,
+        behaviours,
+        exclusive,
     )
 
     run = _prepare_run(project, config, "feature", f.arch, run_dir)
@@ -503,7 +521,7 @@ def train_features(
             "exclusive": exclusive,
         },
     )
-    fit(model, task, train_data, val_data, run, config.feature, config.train, info)
+    fit(model, task, train_data, val_data, run, config.feature, config.train, info, sample_weights=sample_weights)
     return run
 
 
@@ -560,6 +578,34 @@ class SequenceTask(Task):
         probs = np.concatenate([o["probs"] for o in outputs])
         labels = np.concatenate([o["labels"] for o in outputs])
         return {"val_loss": sum(o["loss"] for o in outputs) / max(n, 1), **f1_summary(probs, labels, self.behaviours)}
+
+
+def _fine_tune_sequence_from(model: nn.Module, weights: str, behaviours: list[str], feature_dir: Path) -> None:
+    """Start a sequence run from one of our finished sequence runs (``sequence.weights``), checked for fit."""
+    try:
+        start = load_checkpoint(weights)
+    except CheckpointError as err:
+        raise StageError(f"sequence.weights: {err}") from None
+    if start["stage"] != "sequence":
+        raise StageError(f"sequence.weights: {weights} is a {start['stage']} checkpoint, not a sequence run's")
+    if list(start.get("behaviours") or []) != list(behaviours):
+        raise StageError(
+            f"sequence.weights: {weights} was trained for behaviours {start.get('behaviours')}, this run's are "
+            f"{behaviours}; train without sequence.weights"
+        )
+    try:
+        report = load_weights(model, checkpoint_path(weights), source="ours", allow_head_mismatch=False)
+    except WeightsError as err:
+        raise StageError(f"sequence.weights: {err}") from None
+    trained_on = (start.get("extra") or {}).get("feature_run")
+    if trained_on and Path(trained_on).name != Path(feature_dir).name:
+        log.warning(
+            "sequence.weights: %s was trained on the features of %s, this run uses %s's",
+            weights,
+            Path(trained_on).name,
+            Path(feature_dir).name,
+        )
+    log.info("fine-tuning from %s (%d tensors)", checkpoint_path(weights), len(report.loaded))
 
 
 def train_sequence(
@@ -634,6 +680,8 @@ def train_sequence(
     feature_size = int(read_features(by_name[train_names[0]], latent_name)[0].shape[1])
     model_kwargs = {"input_dim": feature_size, "num_classes": len(behaviours), "causal": s.causal, **s.model_params()}
     model = create_model("sequence", s.arch, **model_kwargs)
+    if s.weights:
+        _fine_tune_sequence_from(model, s.weights, behaviours, feature_dir)
     rf = getattr(model, "receptive_field", None)
     # Real past before the loss frames: the receptive field (a recurrent model gets one chunk of warm-up).
     reach = (int(rf) - 1) if rf else s.chunk_length

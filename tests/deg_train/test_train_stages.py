@@ -84,6 +84,31 @@ def test_sequence_stage_records_its_feature_run(trained, rat_project):
         assert rat_project.video(name).outputs_path.is_file()
 
 
+def test_sequence_fine_tunes_from_a_finished_run_and_refuses_what_does_not_fit(trained, rat_project, tiny):
+    """sequence.weights: a new run starts from the weights of a finished one (the studio's retrain)."""
+    import dataclasses
+
+    start = load_checkpoint(trained["sequence"] / BEST)["state_dict"]
+    cfg = dataclasses.replace(
+        tiny, sequence=dataclasses.replace(tiny.sequence, weights=str(trained["sequence"]), lr=1e-12)
+    )
+    run = train_sequence(rat_project, cfg)
+    assert run != trained["sequence"]
+    # A learning rate of 1e-12 leaves the started-from weights where they were: the run began from them.
+    tuned = load_checkpoint(run / LAST)["state_dict"]
+    for name, tensor in start.items():
+        assert torch.allclose(tuned[name].float(), tensor.float(), atol=1e-6), name
+    assert yaml.safe_load((run / "config.yaml").read_text())["sequence"]["weights"] == str(trained["sequence"])
+    # Another stage's checkpoint, or one trained for a different architecture, is one clear error.
+    for wrong, match in ((trained["feature"], "feature checkpoint"), (trained["sequence"], "shape mismatch")):
+        bad = dataclasses.replace(tiny, sequence=dataclasses.replace(tiny.sequence, weights=str(wrong)))
+        if match == "shape mismatch":
+            params = {**tiny.sequence.params, "tgm": {**tiny.sequence.params["tgm"], "num_features": 7}}
+            bad = dataclasses.replace(bad, sequence=dataclasses.replace(bad.sequence, params=params))
+        with pytest.raises(StageError, match=f"sequence.weights: .*{match}"):
+            train_sequence(rat_project, bad)
+
+
 def test_resume_a_finished_run_is_a_no_op_and_wrong_stage_is_refused(trained, rat_project, tiny):
     before = (trained["flow"] / LAST).read_bytes()
     assert train_flow(rat_project, tiny, run_dir=trained["flow"]) == trained["flow"]

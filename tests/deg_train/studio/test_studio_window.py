@@ -363,8 +363,8 @@ def test_job_runs_deg_train(studio, tmp_path, qapp):
     centred.mkdir()
     (centred / "config.yaml").write_text("preset: tiny\nsequence:\n  causal: false\n")
     (centred / "done.json").write_text("{}\n")
-    assert w.job_steps("train") == [  # with runs: the sequence model again, on the new labels, then predictions
-        ["train-sequence", "-p", str(project.root), "--config", str(run / "config.yaml")],
+    assert w.job_steps("train") == [  # with runs: the sequence model fine-tuned on the new labels, then predictions
+        ["train-sequence", "-p", str(project.root), "--config", str(run / "config.yaml"), f"sequence.weights={run}"],
         ["evaluate", "-p", str(project.root), "--compare", "none"],
         ["infer", "-p", str(project.root)],
     ]
