@@ -131,6 +131,75 @@ def _run_model(run_dir: Path) -> str | None:
     return run.get("model") or data.get("model")
 
 
+def _run_model_and_arch(run_dir: Path) -> tuple[str, str] | None:
+    """``(model type, arch)`` of a DeepEthogram run directory, read as its ``get_weights_from_model_path`` does.
+
+    Its pretrained runs keep ``hyperparameters.yaml`` (older layout: ``model`` plus ``<model>`` or ``classifier``
+    or ``arch``); trained runs keep ``config.yaml`` (``run.model`` and ``<model>.arch``).
+    """
+    for name in ("hyperparameters.yaml", "config.yaml"):
+        if (run_dir / name).is_file():
+            try:
+                params = yaml.safe_load((run_dir / name).read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError):
+                return None
+            break
+    else:
+        return None
+    if not isinstance(params, dict):
+        return None
+    if "model" in params:
+        model = params["model"]
+        arch = params.get(model) if isinstance(model, str) and model in params else None
+        if arch is None:
+            arch = params.get("classifier") if model == "feature_extractor" else params.get("arch")
+    elif isinstance(params.get("run"), dict):
+        model = params["run"].get("model")
+        arch = (params.get(model) or {}).get("arch") if isinstance(model, str) else None
+    else:
+        return None
+    if not isinstance(model, str) or not isinstance(arch, str):
+        return None
+    return model, arch
+
+
+def pretrained_dir(project: str | os.PathLike, config: dict[str, Any]) -> Path | None:
+    """A DeepEthogram project's folder of pretrained models, or None.
+
+    ``project.pretrained_path`` (default ``pretrained_models``) is looked for where DeepEthogram looks: as given,
+    then under the models folder, the project and ``<project>/models``.
+    """
+    root = Path(project)
+    section = config.get("project") if isinstance(config.get("project"), dict) else {}
+    name = Path(str(section.get("pretrained_path") or "pretrained_models"))
+    model_path = Path(str(section.get("model_path") or "models"))
+    candidates = [name] if name.is_absolute() else []
+    candidates += [
+        (model_path if model_path.is_absolute() else root / model_path) / name.name,
+        root / name.name,
+        root / "models" / name.name,
+    ]
+    return next((c for c in candidates if c.is_dir()), None)
+
+
+def pretrained_weights(project: str | os.PathLike, config: dict[str, Any], model: str, arch: str) -> Path | None:
+    """DeepEthogram's pretrained weights for ``model`` (``flow_generator`` / ``feature_extractor``) and ``arch``.
+
+    The newest run of that model and arch in :func:`pretrained_dir` (what its ``weights: pretrained`` loads), or None.
+    """
+    folder = pretrained_dir(project, config)
+    if folder is None:
+        return None
+    runs = sorted(p for p in folder.iterdir() if p.is_dir())
+    for run in reversed(runs):
+        found = _run_model_and_arch(run)
+        if found and found[0] == model and found[1].lower() == arch.lower():
+            weights = weightfile_of_run(run)
+            if weights is not None:
+                return weights
+    return None
+
+
 def weightfile_of_run(run_dir: Path) -> Path | None:
     """DeepEthogram's choice in a run: the last ``epoch*.ckpt`` by name ("best"), else ``last.ckpt``, else .pt."""
     lightning = run_dir / "lightning_checkpoints"

@@ -14,6 +14,11 @@ DeepEthogram                          ours
                                        ``import-deepethogram`` does (:func:`deg_train.inference.deepethogram.
                                        min_bout_lengths`), used by ``--postprocess offline``
 ``project.class_names``                the behaviours (the project's label files use them already)
+``flow_generator.weights`` /           ``flow.weights`` / ``feature.weights``: with ``pretrained`` (DeepEthogram's
+``feature_extractor.weights``          default), its pretrained model of that arch in ``project.pretrained_path``
+                                       (e.g. the Kinetics-700 deg_f feature extractor; its classification heads
+                                       are re-initialised for the project's behaviours), when the preset builds
+                                       the same full-width models on 11-frame clips
 ====================================  =====================================================================
 
 Everything else DeepEthogram would use and we do not (``augs.crop_size``, ``augs.pad``, ``augs.dali``, augmentation
@@ -106,6 +111,38 @@ class ProjectOverrides:
 
     overrides: list[str] = field(default_factory=list)
     honoured: list[str] = field(default_factory=list)
+    #: stage ("flow", "feature") -> (its ``<stage>.weights=FILE`` override, DeepEthogram's arch, honoured line):
+    #: dropped again by :func:`load_project_config` when the preset's models cannot take the file.
+    pretrained: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+
+
+#: DeepEthogram's model sections whose ``weights: pretrained`` we honour -> (our stage, its default arch).
+PRETRAINED_SECTIONS = {"flow_generator": ("flow", "TinyMotionNet"), "feature_extractor": ("feature", "resnet18")}
+#: Frames per clip of DeepEthogram's pretrained flow generators and feature extractors.
+PRETRAINED_FRAMES = 11
+
+
+def _wants_pretrained(config: dict[str, Any], section: str) -> tuple[bool, str]:
+    """Whether a DeepEthogram project trains ``section`` from its pretrained weights, and that model's arch."""
+    block = config.get(section) if isinstance(config.get(section), dict) else {}
+    arch = str(block.get("arch") or PRETRAINED_SECTIONS[section][1])
+    return block.get("weights", "pretrained") == "pretrained", arch  # DeepEthogram's default is "pretrained"
+
+
+def pretrained_misfit(config: TrainConfig, stage: str, arch: str) -> str | None:
+    """Why the preset's ``stage`` model cannot start from DeepEthogram's pretrained ``arch`` (None: it can)."""
+    ours = config.flow.arch if stage == "flow" else config.feature.arch
+    if str(ours).lower() != arch.lower():
+        return f"the preset builds {ours}, the pretrained model is {arch}"
+    width = float(config.flow.params.get("width", 1.0)) if stage == "flow" else float(config.feature.width)
+    if width != 1.0:
+        return f"the preset's {stage} model is {width:g}x wide (DeepEthogram's pretrained models are full width)"
+    if config.data.frames_per_window != PRETRAINED_FRAMES:
+        return (
+            f"data.frames_per_window is {config.data.frames_per_window} (DeepEthogram's pretrained models take "
+            f"{PRETRAINED_FRAMES})"
+        )
+    return None
 
 
 def project_overrides(project: Any) -> ProjectOverrides:
@@ -139,6 +176,17 @@ def project_overrides(project: Any) -> ProjectOverrides:
                 f"postprocessor {post.get('type')} {post.get('min_bout_length')} -> postprocess.min_bout_length "
                 f"{lengths} (bouts kept, per behaviour; --postprocess offline)"
             )
+    from deg_train.inference.deepethogram import pretrained_weights
+
+    for section, (stage, _default) in PRETRAINED_SECTIONS.items():
+        wanted, arch = _wants_pretrained(config, section)
+        found = pretrained_weights(project.root, config, section, arch) if wanted else None
+        if found is not None:
+            override = f"{stage}.weights={found}"
+            out.overrides.append(override)
+            line = f"{section}.weights pretrained -> {stage}.weights {found}"
+            out.honoured.append(line)
+            out.pretrained[stage] = (override, arch, line)
     return out
 
 
@@ -151,9 +199,17 @@ def load_project_config(
     :func:`~deg_train.training.config.load_config`.
     """
     found = project_overrides(project)
+    config = load_config(preset_or_path, [*found.overrides, *overrides])
+    # DeepEthogram's pretrained weights only where the preset builds the models they fit (not_honoured says why not).
+    unfit = [(o, line) for stage, (o, arch, line) in found.pretrained.items() if pretrained_misfit(config, stage, arch)]
+    if unfit:
+        dropped = {o for o, _ in unfit}
+        found.overrides = [o for o in found.overrides if o not in dropped]
+        found.honoured = [h for h in found.honoured if h not in {line for _, line in unfit}]
+        config = load_config(preset_or_path, [*found.overrides, *overrides])
     for line in found.honoured:
         log.info("DeepEthogram project setting honoured: %s", line)
-    return load_config(preset_or_path, [*found.overrides, *overrides])
+    return config
 
 
 def not_honoured(project: Any, config: TrainConfig, stage: str | None = None) -> list[str]:
@@ -212,9 +268,36 @@ def not_honoured(project: Any, config: TrainConfig, stage: str | None = None) ->
         arch = block.get("arch")
         if arch and str(arch).lower() != str(ours).lower():
             out.append(f"{section}.arch {arch}: the preset trains {ours}")
+    if stage != "sequence":
+        out += _pretrained_not_honoured(project, config)
     seq = cfg.get("sequence") if isinstance(cfg.get("sequence"), dict) else {}
     if seq.get("arch") and str(seq["arch"]).lower() != str(config.sequence.arch).lower():
         out.append(f"sequence.arch {seq['arch']}: the preset trains {config.sequence.arch} (causal)")
+    return out
+
+
+def _pretrained_not_honoured(project: Any, config: TrainConfig) -> list[str]:
+    """``weights: pretrained`` sections the config does not start from, each with the reason."""
+    from deg_train.inference.deepethogram import pretrained_dir, pretrained_weights
+
+    out = []
+    for section, (stage, _default) in PRETRAINED_SECTIONS.items():
+        wanted, arch = _wants_pretrained(project.config, section)
+        given = getattr(config, stage).weights
+        if not wanted:
+            continue
+        found = pretrained_weights(project.root, project.config, section, arch)
+        if found is not None and given is not None and Path(given) == found:
+            continue
+        if given is not None:
+            reason = f"starting from {stage}.weights {given} (given explicitly)"
+        elif found is None:
+            folder = pretrained_dir(project.root, project.config)
+            where = f"in {folder}" if folder else "(no pretrained_models folder beside the project's models)"
+            reason = f"no pretrained {arch} {where}; training from scratch"
+        else:
+            reason = f"{pretrained_misfit(config, stage, arch) or 'not used'}; training from scratch"
+        out.append(f"{section}.weights pretrained: {reason}")
     return out
 
 

@@ -126,3 +126,87 @@ def test_the_sequence_stage_does_not_claim_the_preset_builds_the_feature_extract
     sequence = not_honoured(project, cfg, stage="sequence")
     assert not any(".arch" in line and "sequence" not in line for line in sequence)
     assert set(sequence) < set(every_stage)
+
+
+def kinetics_pretrained(project: Project) -> tuple:
+    """DeepEthogram's pretrained_models folder as its download has it: a TinyMotionNet and a Kinetics-700 deg_f
+    feature extractor (700-class heads), in its older hyperparameters.yaml layout, with DeepEthogram's key names."""
+    import torch
+
+    from tests.deg_train.test_weights import DEG_F_TABLE, fake_state
+
+    state = fake_state(DEG_F_TABLE, seed=3)
+    for head in ("spatial_classifier.1", "flow_classifier.1"):
+        state[f"{head}.weight"] = torch.randn(700, 512)
+        state[f"{head}.bias"] = torch.zeros(700)
+    flow_state = {k[len("flow_generator.") :]: v for k, v in state.items() if k.startswith("flow_generator.")}
+    folder = project.root / "models" / "pretrained_models"
+    files = []
+    for name, params, weights in (
+        ("200221_115158_TinyMotionNet", {"model": "flow_generator", "flow_generator": "TinyMotionNet"}, flow_state),
+        ("200415_125824_hidden_two_stream_kinetics_degf", {"model": "feature_extractor", "classifier": "resnet18"},
+         state),
+    ):  # fmt: skip
+        run = folder / name
+        run.mkdir(parents=True)
+        (run / "hyperparameters.yaml").write_text(yaml.safe_dump(params))
+        torch.save({"epoch": 20, "state_dict": weights, "optimizer": None}, run / "checkpoint.pt")
+        files.append(run / "checkpoint.pt")
+    return files[0], files[1], state
+
+
+def test_pretrained_weights_are_honoured_where_the_preset_builds_their_models(fresh_rat_project):
+    """flow_generator/feature_extractor.weights: pretrained (DeepEthogram's default) -> its pretrained files."""
+    project = deepethogramise(fresh_rat_project)
+    lines = not_honoured(project, load_project_config(project, "deg_f"))
+    assert "flow_generator.weights pretrained: no pretrained TinyMotionNet (no pretrained_models folder" in "\n".join(
+        lines
+    )
+    flow_file, feature_file, _ = kinetics_pretrained(project)
+    cfg = load_project_config(project, "deg_f")
+    assert cfg.flow.weights == str(flow_file) and cfg.feature.weights == str(feature_file)
+    assert not any("weights pretrained" in line for line in not_honoured(project, cfg))
+    # Narrower models or other clip lengths cannot take them: from scratch, and said why.
+    tiny = load_project_config(project, "tiny")
+    assert tiny.flow.weights is None and tiny.feature.weights is None
+    lines = "\n".join(not_honoured(project, tiny))
+    assert "flow_generator.weights pretrained: data.frames_per_window is 3" in lines
+    assert "feature_extractor.weights pretrained: the preset's feature model is 0.25x wide" in lines
+    # An explicit choice wins, and a project that asks for no pretrained weights gets none.
+    explicit = load_project_config(project, "deg_f", ["feature.weights=null"])
+    assert explicit.feature.weights is None and explicit.flow.weights == str(flow_file)
+    assert "feature_extractor.weights pretrained: " in "\n".join(not_honoured(project, explicit))
+    config = yaml.safe_load(project.config_path.read_text())
+    config["feature_extractor"] = {"arch": "resnet18", "weights": None}
+    project.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    project = Project.open(project.root)
+    cfg = load_project_config(project, "deg_f")
+    assert cfg.feature.weights is None and cfg.flow.weights == str(flow_file)
+    assert not any(line.startswith("feature_extractor.weights") for line in not_honoured(project, cfg))
+
+
+def test_training_starts_from_the_kinetics_feature_extractor(fresh_rat_project, caplog):
+    """The Kinetics-700 model's streams load, its 700-class heads are replaced by the project's behaviours."""
+    import torch
+
+    project = deepethogramise(fresh_rat_project, augs__resize=[32, 32])
+    flow_file, feature_file, state = kinetics_pretrained(project)
+    root = str(project.root)
+    # Full-width models on 11-frame clips take the pretrained files; a learning rate of 1e-12 leaves them as loaded.
+    quick = ["feature.width=1.0", "data.frames_per_window=11", "flow.lr=1e-12", "feature.lr=1e-12", "--device", "cpu"]
+    with caplog.at_level(logging.INFO, logger="deg_train"):
+        assert main(["train-flow", "-p", root, "--preset", "tiny", *quick]) == 0
+        assert main(["train-features", "-p", root, "--preset", "tiny", *quick]) == 0
+    assert f"initial weights from {feature_file}" in caplog.text
+    flow_run, run = (latest_run(Project.open(root), stage) for stage in ("flow", "feature"))
+    assert yaml.safe_load((flow_run / "config.yaml").read_text())["flow"]["weights"] == str(flow_file)
+    assert yaml.safe_load((run / "config.yaml").read_text())["feature"]["weights"] == str(feature_file)
+    model, meta = build_model_from_checkpoint(run, expect_stage="feature")
+    assert meta["behaviours"] == project.behaviours and model.spatial_head.weight.shape[0] == len(project.behaviours)
+    pairs = (
+        ("flow_generator.conv1.0.weight", model.flow_generator.conv1[0].weight),  # via the flow run
+        ("spatial_classifier.0.conv1.weight", model.spatial_encoder.conv1.weight),
+        ("flow_classifier.0.layer4.1.conv2.weight", model.flow_encoder.layer4[1].conv2.weight),
+    )
+    for theirs, ours in pairs:
+        assert torch.allclose(ours, state[theirs], atol=1e-6), theirs
