@@ -36,9 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -46,6 +44,18 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.peer_env import (  # noqa: E402  (the venv helpers both DeepEthogram comparisons share)
+    DEFAULT_PEER_PATCH,
+    default_peer_venv,
+    install_peer,
+    log,
+    machine_description,
+    peer_python,
+    run_logged,
+)
+
 DATA = REPO / "tests" / "data" / "rat_behavior"
 GROUP_BY = "^cage[0-9]+_([0-9_]+)$"
 DEG_FEATURE_GROUP = "resnet18"  # DeepEthogram deg_f's feature extractor arch = its outputs.h5 group
@@ -55,45 +65,6 @@ DEG_SEQUENCE_GROUP = "tgmj"
 # ---------------------------------------------------------------------------------------------------------------
 # Small helpers
 # ---------------------------------------------------------------------------------------------------------------
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def machine_description() -> dict:
-    """CPU model, logical cores, and accelerator if any (names the machine in the output)."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {"cpu": model, "cores": os.cpu_count(), "platform": platform.platform()}
-    try:
-        info["load_average_at_start"] = list(os.getloadavg())
-    except OSError:
-        pass
-    return info
-
-
-def run_logged(cmd: list[str], logfile: Path, env: dict | None = None, cwd: Path | None = None) -> float:
-    """Run ``cmd`` with stdout and stderr appended to ``logfile``; return its wall time in seconds."""
-    logfile.parent.mkdir(parents=True, exist_ok=True)
-    log(f"running: {' '.join(cmd)}  (log: {logfile})")
-    start = time.time()
-    with open(logfile, "a") as f:
-        f.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} $ {' '.join(cmd)}\n")
-        f.flush()
-        rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=cwd)
-    wall = time.time() - start
-    if rc != 0:
-        tail = "".join(logfile.read_text(errors="replace").splitlines(keepends=True)[-30:])
-        raise RuntimeError(f"command failed (exit {rc}) after {wall:.0f} s: {' '.join(cmd)}\n--- {logfile}:\n{tail}")
-    log(f"done in {wall / 60:.1f} min")
-    return wall
 
 
 def threads_env(threads: int) -> dict:
@@ -242,35 +213,6 @@ utils.save_dict_to_yaml(split, spec["split_file"])
 print("normalisation (train+val videos):", norm)
 print("DeepEthogram project:", cfg["project"]["path"])
 """
-
-
-def peer_python(peer_venv: Path) -> Path:
-    py = peer_venv / "bin" / "python"
-    if not py.is_file():
-        raise SystemExit(
-            f"no DeepEthogram venv at {peer_venv} (give --peer-venv PATH, set DEG_PEER_VENV, or use --install-peer)"
-        )
-    return py
-
-
-def install_peer(peer_venv: Path, patch: Path, logs: Path) -> None:
-    """Create DeepEthogram's venv as ../shared/peer/README.md says (uv, its own environment, CPU patch)."""
-    logfile = logs / "deepethogram_install.log"
-    uv = shutil.which("uv")
-    if uv is None:
-        raise SystemExit("--install-peer needs uv on PATH")
-    if peer_venv.resolve().is_relative_to(REPO):
-        raise SystemExit("the DeepEthogram venv must live outside the repository")
-    env = dict(os.environ, VIRTUAL_ENV=str(peer_venv))
-    if not (peer_venv / "bin" / "python").is_file():
-        run_logged([uv, "venv", str(peer_venv), "--python", "3.11"], logfile)
-    lock = patch.parent / "requirements-peer.lock.txt"
-    reqs = ["-r", str(lock)] if lock.is_file() else ["deepethogram==0.5.0", "matplotlib<3.8"]
-    run_logged([uv, "pip", "install", *reqs], logfile, env=env)
-    run_logged([uv, "pip", "install", "setuptools<70"], logfile, env=env)
-    py = str(peer_venv / "bin" / "python")
-    site = subprocess.check_output([py, "-c", "import site;print(site.getsitepackages()[0])"], text=True).strip()
-    run_logged([py, str(patch), site], logfile)
 
 
 def deg_common(deg_project: Path, args) -> list[str]:
@@ -852,14 +794,14 @@ def parse_args(argv=None):
     ap.add_argument(
         "--peer-venv",
         type=Path,
-        default=Path(os.environ["DEG_PEER_VENV"]) if os.environ.get("DEG_PEER_VENV") else None,
+        default=default_peer_venv(),
         help="DeepEthogram 0.5's own venv (default: $DEG_PEER_VENV)",
     )
     ap.add_argument("--install-peer", action="store_true", help="create --peer-venv with uv first")
     ap.add_argument(
         "--peer-patch",
         type=Path,
-        default=REPO.parent / "shared" / "peer" / "apply_cpu_patch.py",
+        default=DEFAULT_PEER_PATCH,
         help="DeepEthogram's CPU patch (default ../shared/peer/apply_cpu_patch.py)",
     )
     ap.add_argument("--size", type=int, default=128, help="DeepEthogram input size (augs.resize), default 128")

@@ -2,7 +2,7 @@
 
 Builds a throwaway project from two rat sessions (tests/data/rat_behavior), caches their frames at the preset's
 size, then times real training steps of each stage — batch read from the frame cache, augmentation on the
-device, forward, backward, optimiser step — and splits the time into data, augmentation and model.
+device, forward, backward, optimiser step — and splits the time into those parts.
 Stage 3 trains on random features of the right size (its inputs are saved features, not frames) and reports
 windows/s and frames/s.
 
@@ -32,41 +32,112 @@ from deg_train.training.trainer import _amp_context
 
 RAT = Path(__file__).resolve().parents[1] / "tests" / "data" / "rat_behavior"
 SESSIONS = ("cage1_6_23_17_5", "unsessioned_05")
+PARTS = ("data", "augment", "forward", "backward", "optimiser")
 
 
-def _time_stage(name, model, dataset, step, batch, steps, warmup, augment, mean, std, autocast):
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=1e-4)
-    sampler = iter(EpochSampler(len(dataset), samples_per_epoch=(steps + warmup) * batch, seed=0))
-    data_t, aug_t, model_t, cpu_t = [], [], [], []
-    model.train()
+def bench_dataset(root: Path, videos: list[tuple[Path, Path]], size: tuple[int, int], frames: int) -> ClipDataset:
+    """A throwaway project in ``root`` holding ``videos`` (video, labels CSV) and its frame cache at ``size``."""
+    project = Project.init(Path(root) / "bench", "bench")
+    names = []
+    for video, labels in videos:
+        names.append(project.add_video(video, labels=labels).name)
+    return ClipDataset(project, names, size, frames, labels=True, progress=False)
+
+
+def rat_videos(sessions=SESSIONS) -> list[tuple[Path, Path]]:
+    """(video, labels CSV) of bundled rat sessions."""
+    return [(RAT / s / f"{s}.mp4", RAT / s / f"{s}_labels.csv") for s in sessions]
+
+
+def flow_stage(cfg):
+    """Stage 1 as training runs it: ``(flow generator, step(model, x, batch) -> loss, mean, std)``."""
+    flow = create_model("flow", cfg.flow.arch, num_frames=cfg.data.frames_per_window, **cfg.flow.params)
+    mean, std = model_normalisation(flow)
+    flow_loss = MotionNetLoss(
+        smooth_weight_multiplier=cfg.flow.smooth_weight_multiplier,
+        flow_sparsity=cfg.flow.flow_sparsity,
+        sparsity_weight=cfg.flow.sparsity_weight,
+        mean=mean,
+        std=std,
+    )
+    return flow, lambda m, x, b: _flow_step(flow_loss, m, x), mean, std
+
+
+def feature_stage(cfg, num_classes: int):
+    """Stage 2, the two-stream with the (frozen) flow generator inside, and its masked focal BCE loss."""
+    two = create_model(
+        "two_stream",
+        "hidden_two_stream",
+        num_classes=num_classes,
+        flow_generator=cfg.flow.arch,
+        flow_generator_kwargs=cfg.flow.params,
+        backbone=cfg.feature.arch,
+        num_frames=cfg.data.frames_per_window,
+        fusion=cfg.feature.fusion,
+        flow_fusion_weight=cfg.feature.flow_fusion_weight,
+        dropout=cfg.feature.dropout,
+        width=cfg.feature.width,
+    )
+    mean, std = model_normalisation(two)
+    bce = MaskedFocalBCE(pos_weight=np.ones(num_classes), gamma=cfg.feature.focal_gamma)
+    return two, lambda m, x, b: bce(m(x)["logits"].float(), b["labels"]), mean, std
+
+
+class StepTimer:
+    """One training step at a time, as training does it, timed per part (seconds): see :data:`PARTS`.
+
+    ``data``: a batch of clips read from the frame cache; ``augment``: augmentation and normalisation on the
+    device; ``forward``: the model and its loss (under ``autocast``); ``backward``; ``optimiser``: Adam's step.
+    """
+
+    def __init__(self, model, dataset, step, batch, augment, mean, std, autocast, seed: int = 0):
+        self.model, self.dataset, self.loss_of, self.batch = model.train(), dataset, step, batch
+        self.augment, self.mean, self.std, self.autocast = augment, mean, std, autocast
+        self.opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+        self.seed = seed
+        self._order = iter(())
+
+    def _next_index(self) -> int:
+        try:
+            return next(self._order)
+        except StopIteration:  # a fresh permutation each pass over the data
+            self.seed += 1
+            self._order = iter(EpochSampler(len(self.dataset), seed=self.seed))
+            return next(self._order)
+
+    def step(self) -> dict[str, float]:
+        t0 = time.perf_counter()
+        b = collate_clips(self.dataset.__getitems__([self._next_index() for _ in range(self.batch)]))
+        t1 = time.perf_counter()
+        x = prepare_clips(b["clip"], "cpu", mean=self.mean, std=self.std, augment=self.augment)
+        t2 = time.perf_counter()
+        with self.autocast():
+            loss = self.loss_of(self.model, x, b)
+        t3 = time.perf_counter()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        t4 = time.perf_counter()
+        self.opt.step()
+        t5 = time.perf_counter()
+        return dict(zip(PARTS, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)))
+
+
+def _time_stage(name, timer: StepTimer, steps, warmup):
+    parts: dict[str, list[float]] = {p: [] for p in PARTS}
+    totals, cpu_t = [], []
     for i in range(steps + warmup):
         c0 = time.process_time()
-        t0 = time.perf_counter()
-        items = dataset.__getitems__([next(sampler) for _ in range(batch)])
-        b = collate_clips(items)
-        t1 = time.perf_counter()
-        x = prepare_clips(b["clip"], "cpu", mean=mean, std=std, augment=augment)
-        t2 = time.perf_counter()
-        with autocast():
-            loss = step(model, x, b)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        t3 = time.perf_counter()
+        t = timer.step()
         if i >= warmup:
-            data_t.append(t1 - t0)
-            aug_t.append(t2 - t1)
-            model_t.append(t3 - t2)
+            for p in PARTS:
+                parts[p].append(t[p])
+            totals.append(sum(t.values()))
             cpu_t.append(time.process_time() - c0)
-    med = statistics.median([a + b + c for a, b, c in zip(data_t, aug_t, model_t)])
+    med = statistics.median(totals)
     cpu = statistics.median(cpu_t)
-    print(
-        f"{name:<20} {batch / med:6.2f} clips/s ({cpu / batch:5.2f} CPU-s/clip)  per batch of {batch}: "
-        f"data {statistics.median(data_t) * 1e3:5.0f} ms  augment {statistics.median(aug_t) * 1e3:5.0f} ms  "
-        f"forward+backward+step {statistics.median(model_t) * 1e3:6.0f} ms"
-    )
-    return batch / med
+    split = "  ".join(f"{p} {statistics.median(parts[p]) * 1e3:5.0f} ms" for p in PARTS)
+    print(f"{name:<20} {timer.batch / med:6.2f} clips/s ({cpu / timer.batch:5.2f} CPU-s/clip)  per batch: {split}")
+    return timer.batch / med
 
 
 def _flow_step(loss, model, x):
@@ -101,66 +172,16 @@ def main() -> None:
     )
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
-        project = Project.init(Path(tmp) / "bench", "bench")
-        for s in SESSIONS:
-            project.add_video(RAT / s / f"{s}.mp4", labels=RAT / s / f"{s}_labels.csv")
-        data = ClipDataset(project, list(SESSIONS), size, T, labels=True, progress=False)
+        data = bench_dataset(Path(tmp), rat_videos(), size, T)
         augment = ClipAugment(cfg.augment, size)
         augment = augment if augment.enabled else None
         K = data.num_behaviours
-
-        # Stage 1: flow generator + MotionNet loss.
-        flow = create_model("flow", cfg.flow.arch, num_frames=T, **cfg.flow.params)
-        mean, std = model_normalisation(flow)
-        flow_loss = MotionNetLoss(
-            smooth_weight_multiplier=cfg.flow.smooth_weight_multiplier,
-            flow_sparsity=cfg.flow.flow_sparsity,
-            sparsity_weight=cfg.flow.sparsity_weight,
-            mean=mean,
-            std=std,
-        )
-        _time_stage(
-            "stage 1 flow",
-            flow,
-            data,
-            lambda m, x, b: _flow_step(flow_loss, m, x),
-            args.batch,
-            args.steps,
-            args.warmup,
-            augment,
-            mean,
-            std,
-            autocast,
-        )
-
-        # Stage 2: two-stream with the (frozen) flow generator inside.
-        two = create_model(
-            "two_stream",
-            "hidden_two_stream",
-            num_classes=K,
-            flow_generator=cfg.flow.arch,
-            flow_generator_kwargs=cfg.flow.params,
-            backbone=cfg.feature.arch,
-            num_frames=T,
-            fusion=cfg.feature.fusion,
-            flow_fusion_weight=cfg.feature.flow_fusion_weight,
-            dropout=cfg.feature.dropout,
-            width=cfg.feature.width,
-        )
-        bce = MaskedFocalBCE(pos_weight=np.ones(K), gamma=cfg.feature.focal_gamma)
-        _time_stage(
-            "stage 2 two-stream",
-            two,
-            data,
-            lambda m, x, b: bce(m(x)["logits"].float(), b["labels"]),
-            args.batch,
-            args.steps,
-            args.warmup,
-            augment,
-            mean,
-            std,
-            autocast,
-        )
+        flow, flow_step, mean, std = flow_stage(cfg)
+        timer = StepTimer(flow, data, flow_step, args.batch, augment, mean, std, autocast)
+        _time_stage("stage 1 flow", timer, args.steps, args.warmup)
+        two, two_step, mean, std = feature_stage(cfg, K)
+        timer = StepTimer(two, data, two_step, args.batch, augment, mean, std, autocast)
+        _time_stage("stage 2 two-stream", timer, args.steps, args.warmup)
 
         # Stage 3: sequence model on random features of the two-stream's size.
         seq = create_model(
@@ -171,6 +192,7 @@ def main() -> None:
             causal=cfg.sequence.causal,
             **cfg.sequence.model_params(),
         )
+        bce = MaskedFocalBCE(pos_weight=np.ones(K), gamma=cfg.feature.focal_gamma)
         rf = getattr(seq, "receptive_field", None) or cfg.sequence.chunk_length
         L = cfg.sequence.chunk_length + rf - 1
         B = cfg.sequence.batch_size
