@@ -49,15 +49,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks import peer_env  # noqa: E402  (the venv helpers both DeepEthogram comparisons share)
 from benchmarks.deepethogram_speed_worker import PARTS, MeasurementWorker, serve  # noqa: E402  (one protocol)
-from benchmarks.peer_env import (  # noqa: E402  (the venv helpers both DeepEthogram comparisons share)
-    DEFAULT_PEER_PATCH,
-    check_peer,
-    default_peer_venv,
-    install_peer,
-    log,
-    machine_description,
-)
 
 DEFAULT_VIDEO = REPO / "tests/data/rat_behavior/cage1_6_20_22_56/cage1_6_20_22_56.mp4"
 DEG_WORKER = Path(__file__).with_name("deepethogram_speed_worker.py")
@@ -355,9 +348,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument(
         "--deg-workers", type=int, default=1, help="DeepEthogram's video reader processes in inference (default 1)"
     )
-    ap.add_argument("--peer-venv", type=Path, default=default_peer_venv(), help="DeepEthogram 0.5's own venv")
+    ap.add_argument("--peer-venv", type=Path, default=peer_env.default_peer_venv(), help="DeepEthogram 0.5's own venv")
     ap.add_argument("--install-peer", action="store_true", help="create --peer-venv with uv first")
-    ap.add_argument("--peer-patch", type=Path, default=DEFAULT_PEER_PATCH, help="DeepEthogram's CPU patch")
+    ap.add_argument("--peer-patch", type=Path, default=peer_env.DEFAULT_PEER_PATCH, help="DeepEthogram's CPU patch")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # our side's worker process
     args = ap.parse_args(argv)
     for name in ("threads", "rounds", "iters", "batch", "forward_batch"):
@@ -385,16 +378,16 @@ def main(argv=None) -> int:
     logfile = out / "speed.log"
 
     def say(msg: str) -> None:
-        log(msg)
+        peer_env.log(msg)
         with open(logfile, "a") as f:
             f.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {msg}\n")
 
     if args.install_peer:
         if args.peer_venv is None:
             raise SystemExit("--install-peer needs --peer-venv PATH")
-        install_peer(args.peer_venv, args.peer_patch, out)
-    peer_py = check_peer(args.peer_venv)
-    machine = machine_description()
+        peer_env.install_peer(args.peer_venv, args.peer_patch, out)
+    peer_py = peer_env.check_peer(args.peer_venv)
+    machine = peer_env.machine_description()
     say(
         f"machine: {machine['cpu']}, {machine['cores']} logical cores, flags: {' '.join(machine['isa_flags'])}; "
         f"--isa {args.isa}, {args.threads} threads"

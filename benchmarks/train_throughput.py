@@ -27,7 +27,8 @@ from deg_train.project.layout import Project
 from deg_train.training.augment import ClipAugment, model_normalisation, prepare_clips
 from deg_train.training.config import load_config
 from deg_train.training.data import ClipDataset, EpochSampler, collate_clips
-from deg_train.training.losses import MaskedFocalBCE, MotionNetLoss
+from deg_train.training.losses import MaskedFocalBCE
+from deg_train.training.stages import flow_model_and_loss
 from deg_train.training.trainer import _amp_context
 
 RAT = Path(__file__).resolve().parents[1] / "tests" / "data" / "rat_behavior"
@@ -50,16 +51,9 @@ def rat_videos(sessions=SESSIONS) -> list[tuple[Path, Path]]:
 
 
 def flow_stage(cfg):
-    """Stage 1 as training runs it: ``(flow generator, step(model, x, batch) -> loss, mean, std)``."""
-    flow = create_model("flow", cfg.flow.arch, num_frames=cfg.data.frames_per_window, **cfg.flow.params)
+    """Stage 1 as training builds it: ``(flow generator, step(model, x, batch) -> loss, mean, std)``."""
+    flow, flow_loss, _ = flow_model_and_loss(cfg)
     mean, std = model_normalisation(flow)
-    flow_loss = MotionNetLoss(
-        smooth_weight_multiplier=cfg.flow.smooth_weight_multiplier,
-        flow_sparsity=cfg.flow.flow_sparsity,
-        sparsity_weight=cfg.flow.sparsity_weight,
-        mean=mean,
-        std=std,
-    )
     return flow, lambda m, x, b: _flow_step(flow_loss, m, x), mean, std
 
 

@@ -216,6 +216,26 @@ class FlowTask(Task):
         return {f"val_{k}": sum(o[k] for o in outputs) / max(n, 1) for k in keys}
 
 
+def flow_model_and_loss(config: TrainConfig) -> tuple[torch.nn.Module, MotionNetLoss, dict[str, Any]]:
+    """Stage 1's flow generator (with ``flow.weights`` loaded if set), its MotionNet loss and the model's kwargs.
+
+    What :func:`train_flow` trains, built one way for it and for ``benchmarks/train_throughput.py``.
+    """
+    model_kwargs = {"num_frames": config.data.frames_per_window, **_normalisation_kwargs(config), **config.flow.params}
+    model = create_model("flow", config.flow.arch, **model_kwargs)
+    if config.flow.weights:
+        _load_initial_weights(model, config.flow.weights)
+    mean, std = model_normalisation(model)
+    loss = MotionNetLoss(
+        smooth_weight_multiplier=config.flow.smooth_weight_multiplier,
+        flow_sparsity=config.flow.flow_sparsity,
+        sparsity_weight=config.flow.sparsity_weight,
+        mean=mean,
+        std=std,
+    )
+    return model, loss, model_kwargs
+
+
 def train_flow(project: Any, config: TrainConfig, run_dir: str | os.PathLike | None = None) -> Path:
     """Train (or resume) a stage-1 flow generator; returns its run directory.
 
@@ -232,18 +252,8 @@ def train_flow(project: Any, config: TrainConfig, run_dir: str | os.PathLike | N
     val_data = ClipDataset(project, split.val, size, T, labels=False) if split.val else None
 
     _seed_for_model(config)
-    model_kwargs = {"num_frames": T, **_normalisation_kwargs(config), **config.flow.params}
-    model = create_model("flow", config.flow.arch, **model_kwargs)
-    if config.flow.weights:
-        _load_initial_weights(model, config.flow.weights)
+    model, loss, model_kwargs = flow_model_and_loss(config)
     mean, std = model_normalisation(model)
-    loss = MotionNetLoss(
-        smooth_weight_multiplier=config.flow.smooth_weight_multiplier,
-        flow_sparsity=config.flow.flow_sparsity,
-        sparsity_weight=config.flow.sparsity_weight,
-        mean=mean,
-        std=std,
-    )
     augment = ClipAugment(config.augment, size)
     task = FlowTask(loss, augment if augment.enabled else None, mean, std)
 
