@@ -122,8 +122,8 @@ class Worker(MeasurementWorker):
             "torch_threads": torch.get_num_threads(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "arithmetic": "float32 (DeepEthogram has no CPU autocast)",
-            "infer_batch": int(self.req["infer_batch"]),
-            "workers": int(self.req["workers"]),
+            "inference": f"predict_single_video, batch {int(self.req['infer_batch'])}, "
+            f"{int(self.req['workers'])} reader process(es)",
         }
 
     # -- models, built by DeepEthogram's own code ----------------------------------------------------------------

@@ -88,7 +88,9 @@ class OurWorker(MeasurementWorker):
         self.autocast, _ = _amp_context(torch.device("cpu"), self.cfg.train.amp)
         self.bf16 = self.autocast().__class__.__name__ == "autocast"
         # inference as `deg-train extract` runs it: encode_video's own defaults, unless --isa avx2 says fp32
-        self.precision = "fp32" if not req["amp"] else inspect.signature(encode_video).parameters["precision"].default
+        defaults = inspect.signature(encode_video).parameters
+        self.precision = "fp32" if not req["amp"] else defaults["precision"].default
+        self.infer_batch = defaults["batch_size"].default
         self.tmp = tempfile.TemporaryDirectory(prefix="ours_speed_")
         self._encoder = None
         self._data = None
@@ -101,6 +103,7 @@ class OurWorker(MeasurementWorker):
             "torch_threads": torch.get_num_threads(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "arithmetic": f"training {'bfloat16 autocast' if self.bf16 else 'float32'}, inference {self.precision}",
+            "inference": f"encode_video (deg-train extract's path), batch {self.infer_batch}, decode in a thread",
         }
 
     def behaviours(self) -> list[str]:
@@ -284,7 +287,7 @@ def render(results: dict) -> str:
         i = info.get(side, {})
         lines.append(
             f"- {side}: torch {i.get('torch')}, {i.get('torch_threads')} threads, CPU capability "
-            f"{i.get('cpu_capability')}, {i.get('arithmetic')}"
+            f"{i.get('cpu_capability')}, {i.get('arithmetic')}; inference: {i.get('inference')}"
         )
     lines += [
         "",
