@@ -170,6 +170,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_project_option(p)
     p.add_argument("--make", action="store_true", help="make a new split and save it")
+    p.add_argument(
+        "--assign",
+        nargs="+",
+        metavar=("PART", "VIDEO"),
+        help="put videos into train, val or test, leaving the rest of the split as it is (e.g. a new labelled "
+        "session into train: --assign train SESSION)",
+    )
     p.add_argument("--force", action="store_true", help="with --make, replace an existing split")
     p.add_argument("--fractions", nargs=3, type=float, metavar=("TRAIN", "VAL", "TEST"), help="shares, sum 1")
     p.add_argument("--seed", type=int, help="random seed")
@@ -309,6 +316,23 @@ def _import_boris(args: argparse.Namespace) -> int:
 
 def _split(args: argparse.Namespace) -> int:
     project = Project.open(args.project, overrides=args.overrides)
+    if args.assign:
+        if args.make:
+            raise ProjectError("give either --make or --assign, not both")
+        part, names = args.assign[0], args.assign[1:]
+        if not names:
+            raise ProjectError(f"--assign {part}: name the videos to put there")
+        unknown = [n for n in names if n not in project.video_names]
+        if unknown:
+            raise ProjectError(f"--assign: {unknown} are not videos of the project ({', '.join(project.video_names)})")
+        split = project.load_split()
+        if split is None:
+            raise ProjectError(f"no split yet ({project.split_path}); make one with --make first")
+        split = split.assign(part, names)
+        split.save(project.split_path)
+        print(f"wrote {project.split_path}")
+        _print_split(project, split)
+        return 0
     if not args.make:
         split = project.load_split()
         if split is None:
@@ -331,7 +355,10 @@ def _print_split(project: Project, split) -> None:
         print(f"{part:5s} ({len(names)}): {', '.join(names) or '-'}")
     unassigned = sorted(known - set(split.names))
     if unassigned:
-        print(f"not in the split (added later): {', '.join(unassigned)}; remake it with --make --force")
+        print(
+            f"not in the split (added later): {', '.join(unassigned)}; put them in a part with --assign PART "
+            "VIDEO..., or remake the split with --make --force"
+        )
     gone = sorted(set(split.names) - known)
     if gone:
         print(f"in the split but not in the project: {', '.join(gone)}")

@@ -79,6 +79,19 @@ class Split:
                 return part
         return None
 
+    def assign(self, part: str, names: Sequence[str]) -> Split:
+        """A copy with ``names`` moved (or added) to ``part``; the other videos stay where they are.
+
+        Raises:
+            SplitError: an unknown part.
+        """
+        if part not in PARTS:
+            raise SplitError(f"unknown split part {part!r}; parts: {', '.join(PARTS)}")
+        moved = {str(n) for n in names}
+        parts = {p: [n for n in getattr(self, p) if n not in moved] for p in PARTS}
+        parts[part] = parts[part] + sorted(moved)
+        return Split(**parts, fractions=self.fractions, seed=self.seed, group_by=self.group_by)
+
     @property
     def names(self) -> list[str]:
         """Every video in the split."""

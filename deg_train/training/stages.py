@@ -106,7 +106,11 @@ def project_split(project: Any) -> Any:
         )
     unsplit = sorted(known - set(split.train + split.val + split.test))
     if unsplit:
-        log.warning("videos not in the split are not used for training: %s (remake the split to use them)", unsplit)
+        log.warning(
+            "videos not in the split are not used for training: %s (deg-train split --assign train VIDEO... "
+            "puts them in training)",
+            unsplit,
+        )
     return split
 
 

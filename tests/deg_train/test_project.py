@@ -328,6 +328,18 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert deg_train(["split", "-p", p, "--make"]) == 2  # exists: needs --force
     assert "add --force" in capsys.readouterr().err
     assert deg_train(["split", "-p", p, "--make", "--force", "split.seed=1"]) == 0
+    # A video added later joins one part (a new labelled session into train); the rest of the split stays.
+    before = Project.open(p).load_split()
+    moved = before.test[0]
+    assert deg_train(["split", "-p", p, "--assign", "train", moved]) == 0
+    after = Project.open(p).load_split()
+    assert after.train == sorted([*before.train, moved]) and after.val == before.val and moved not in after.test
+    capsys.readouterr()
+    assert deg_train(["split", "-p", p, "--assign", "training", moved]) == 2
+    assert deg_train(["split", "-p", p, "--assign", "train", "no_such_video"]) == 2
+    assert deg_train(["split", "-p", p, "--assign", "train"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown split part 'training'" in err and "not videos of the project" in err and "name the videos" in err
     assert deg_train(["labels", "-p", p, "add-behaviour", "sniffing"]) == 0
     boris = tmp_path / "b.csv"
     boris.write_text("Subject,Behavior,Behavior type,Start (s),Stop (s)\n,sniffing,STATE,1.0,2.0\n")
