@@ -303,3 +303,104 @@ def test_readme_workflow_recording_equals_deg_train_infer(tmp_path):
         f"workflow: {n_frames} frames of {held_out}, {len(expected)} events, max |dP| "
         f"{np.abs(live_probs - offline_probs).max():.2e}, {elapsed:.0f} s (steps: {children.seconds})"
     )
+
+    # 5-8. The loop the studio closes: review the recording, label its suggested bouts, retrain, export again.
+    try:
+        review_label_retrain(children, project, record / LIVE_SESSION, bundle, tmp_path / "bundle2")
+    finally:
+        children.stop_all()
+
+
+def review_label_retrain(children: Children, project: Path, session: Path, bundle, bundle2: Path) -> None:
+    """docs/studio.md's walk-through after the live run, through the studio's real window and its Train button.
+
+    5. ``deg-train studio SESSION``: the live onsets nobody has labelled are suggestions; ``N`` goes to the first;
+       a number key and Right paint its behaviour; finalise makes the rest background and saves the labels.
+    6. ``deg-train add`` the reviewed session with those labels, ``deg-train split --assign train`` it.
+    7. ``deg-train studio -p PROJECT``, Train: the newest causal sequence model is fine-tuned (a new run starting
+       from its weights) on the labels including the session, its thresholds picked, the predictions refreshed.
+    8. ``deg-train export`` takes the new run.
+    """
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    import yaml
+    from PyQt6 import QtCore, QtTest, QtWidgets
+
+    from deg_live.bundle import read_bundle
+    from deg_live.labels import read_labels
+    from deg_live.viewer.app import qt_application
+    from deg_train.models.checkpoints import load_checkpoint
+    from deg_train.studio.window import StudioWindow
+    from deg_train.studio.workspace import Workspace
+
+    qapp = qt_application()
+    keys = QtCore.Qt.Key
+
+    def pump(seconds: float, until=lambda: False) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not until():
+            qapp.processEvents()
+            time.sleep(0.01)
+        return bool(until())
+
+    def press(window, key, times: int = 1) -> None:
+        for _ in range(times):
+            QtTest.QTest.keyClick(QtWidgets.QApplication.focusWidget() or window, key)
+
+    def open_window(ws):
+        window = StudioWindow(ws, confirm=lambda _q: True, autosave_s=3600)
+        window.show()
+        pump(0.1)
+        window.activateWindow()
+        window.setFocus()
+        pump(0.05)
+        return window
+
+    # 5. Review: the first suggested live event, its behaviour painted over 5 frames, the rest background.
+    w = open_window(Workspace.open(None, session))
+    try:
+        live = [s for s in w.suggestions if s.reason == "live event" and s.behaviour != "background"]
+        assert live, [s.describe() for s in w.suggestions]
+        first = w.suggestions.index(live[0])
+        press(w, keys.Key_N, first + 1)
+        assert w.cursor == live[0].start
+        k = w.doc.behaviours.index(live[0].behaviour)
+        press(w, getattr(keys, f"Key_{k}"))
+        press(w, keys.Key_Right, 5)
+        press(w, keys.Key_Escape)
+        w.finalise()
+    finally:
+        w.confirm = lambda _q: False
+        w.close()
+    labels_file = session / f"{session.name}_labels.csv"
+    labels = read_labels(labels_file)
+    assert (labels.values >= 0).all()
+    painted = labels.values[live[0].start : live[0].start + 6, labels.behaviours.index(live[0].behaviour)]
+    assert painted.tolist() == [1] * 6
+
+    # 6. The reviewed session joins the project's training videos.
+    dt = cli("deg-train")
+    video = session / f"{session.name}.mp4"
+    children.run("add session", [*dt, "add", "-p", str(project), str(video), "--labels", str(labels_file)], 120)
+    children.run("assign", [*dt, "split", "-p", str(project), "--assign", "train", session.name], 60)
+
+    # 7. Train from the studio: child processes, the window responsive, the newest causal run fine-tuned.
+    previous = Path(bundle.manifest.training["sequence_run"]).resolve()
+    w = open_window(Workspace.open(project, None))
+    try:
+        steps = w.job_steps("train")
+        assert steps[0][0] == "train-sequence" and steps[0][-1] == f"sequence.weights={previous}", steps
+        job = w.start_job("train")
+        assert pump(600, until=lambda: job.done), job.output[-20:]
+        assert job.output[-1] == "train: done", job.output[-40:]
+    finally:
+        w.confirm = lambda _q: False
+        w.close()
+    runs = sorted(p for p in (project / "models").glob("*_sequence_tgm") if (p / "done.json").is_file())
+    tuned = runs[-1].resolve()
+    assert tuned != previous
+    assert yaml.safe_load((tuned / "config.yaml").read_text())["sequence"]["weights"] == str(previous)
+    assert session.name in load_checkpoint(tuned)["extra"]["train_videos"]
+
+    # 8. Export takes the fine-tuned run.
+    children.run("export again", [*dt, "export", str(project), "--out", str(bundle2), "--no-torch"], 300)
+    assert Path(read_bundle(bundle2).manifest.training["sequence_run"]).resolve() == tuned
