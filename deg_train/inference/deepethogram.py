@@ -409,7 +409,9 @@ def import_deepethogram(
     if fe_file is None or not fe_file.is_file():
         raise DeepEthogramImportError(
             f"{project}: no trained DeepEthogram feature extractor found (models/*/ with run.model "
-            "feature_extractor); train one with DeepEthogram or pass --feature-weights FILE"
+            "feature_extractor); train one with DeepEthogram or pass --feature-weights FILE, or train ours in the "
+            "project with deg-train train-all (it starts from DeepEthogram's pretrained models where the project has "
+            "them and the preset builds the same models, e.g. --preset deg_f)"
         )
     fe_cfg = _run_config(fe_file)
     mean, std = _normalisation(project_cfg, str(project / "project_config.yaml"))
