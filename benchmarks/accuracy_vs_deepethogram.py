@@ -778,9 +778,9 @@ def parse_args(argv=None):
     # ours
     ap.add_argument(
         "--preset",
-        default="demo_cpu",
-        help="our training preset (configs/presets); default demo_cpu, the 2-core CPU preset "
-        "scripts/train_rat.sh trains the rat sessions with",
+        default="live_cpu_hour",
+        help="our training preset (configs/presets); default live_cpu_hour, the 2-core CPU preset "
+        "scripts/train_rat.sh trains the rat sessions with (cpu_hour: DeepEthogram's deg_f models)",
     )
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="our seeds (one project copy each)")
     ap.add_argument(

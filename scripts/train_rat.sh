@@ -7,7 +7,8 @@
 #
 # PROJECT_DIR defaults to runs/rat_demo (created; reused and resumed if it exists). Extra KEY=VALUE arguments are
 # training-config overrides (e.g. sequence.arch=tcn). Environment: DEG_TRAIN (the deg-train command, default
-# .venv/bin/deg-train or deg-train on PATH), PRESET (default demo_cpu: under 30 minutes on a 2-core CPU).
+# .venv/bin/deg-train or deg-train on PATH), PRESET (default live_cpu_hour: the live CPU models, a few minutes on a 2-core CPU; cpu_hour trains
+# DeepEthogram's deg_f models in under an hour; see docs/accuracy.md).
 #
 # The split keeps recording sessions together: cage1_<time> and cage2_<time> were filmed at the same time and share
 # a session; each unsessioned_* video is its own.
@@ -16,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 PROJECT="${1:-runs/rat_demo}"
 shift || true
-PRESET="${PRESET:-demo_cpu}"
+PRESET="${PRESET:-live_cpu_hour}"
 if [[ -z "${DEG_TRAIN:-}" ]]; then
     if [[ -x .venv/bin/deg-train ]]; then DEG_TRAIN=.venv/bin/deg-train; else DEG_TRAIN=deg-train; fi
 fi
