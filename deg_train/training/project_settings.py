@@ -67,8 +67,8 @@ NO_COUNTERPART_DEFAULTS = {
     "compute.distributed": False,
     "sequence.filter_length": 15,
 }
-#: Warning blocks already logged by this process (train-all logs each once).
-_WARNED: set[str] = set()
+#: (project config, line) pairs already logged by this process (train-all lists each once).
+_WARNED: set[tuple[str, str]] = set()
 
 
 def is_deepethogram_project(config: dict[str, Any]) -> bool:
@@ -315,9 +315,10 @@ def warn_not_honoured(
     if not lines:
         return lines
     block = warning_block(project, lines)
-    if block not in _WARNED:
-        _WARNED.add(block)
-        log.warning("%s", block)
+    new = [line for line in lines if (str(project.config_path), line) not in _WARNED]
+    if new:  # each line once per process: a later stage repeats none that an earlier one listed
+        _WARNED.update((str(project.config_path), line) for line in new)
+        log.warning("%s", warning_block(project, new))
     if run_dir is not None:
         with open(Path(run_dir) / "train.log", "a", encoding="utf-8") as fh:
             fh.write(f"WARNING {block}\n")

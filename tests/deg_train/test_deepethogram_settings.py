@@ -210,3 +210,36 @@ def test_training_starts_from_the_kinetics_feature_extractor(fresh_rat_project, 
     )
     for theirs, ours in pairs:
         assert torch.allclose(ours, state[theirs], atol=1e-6), theirs
+
+
+def test_train_all_in_a_deepethogram_project_leaves_its_outputs_alone(fresh_rat_project, caplog):
+    """train-all end to end in a project DeepEthogram made and ran: its settings honoured, its groups untouched."""
+    import h5py
+
+    project = deepethogramise(fresh_rat_project, augs__resize=[32, 32])
+    name = project.video_names[0]
+    outputs = project.video(name).directory / f"{name}_outputs.h5"
+    n = len(project.load_labels(name).values)
+    k = len(project.behaviours)
+    rng = np.random.default_rng(0)
+    theirs = {"resnet18": rng.random((n, k), np.float32), "tgmj": rng.random((n, k), np.float32)}
+    with h5py.File(outputs, "w") as f:  # as DeepEthogram 0.5 writes them: its datasets, no attributes
+        for group, probabilities in theirs.items():
+            g = f.create_group(group)
+            g.create_dataset("P", data=probabilities)
+            g.create_dataset("thresholds", data=np.full(k, 0.5, np.float32))
+            g.create_dataset("class_names", data=[b.encode() for b in project.behaviours], dtype=h5py.string_dtype())
+    with caplog.at_level(logging.WARNING, logger="deg_train"):
+        code = main(["train-all", "-p", str(project.root), "--preset", "tiny", "--no-compare", "--device", "cpu"])
+    assert code == 0
+    assert sum("DeepEthogram settings this training does not follow" in r.getMessage() for r in caplog.records) == 1
+    with h5py.File(outputs, "r") as f:
+        assert set(theirs) < set(f) and all(g == "resnet18" or g == "tgmj" or g.startswith("deg_train_") for g in f)
+        for group, probabilities in theirs.items():
+            np.testing.assert_array_equal(f[group]["P"][:], probabilities)  # DeepEthogram's groups, as it wrote them
+            assert dict(f[group].attrs) == {}
+    for stage in ("flow", "feature", "sequence"):
+        run = latest_run(Project.open(project.root), stage)
+        assert run is not None and (run / "done.json").is_file()
+        assert yaml.safe_load((run / "config.yaml").read_text())["data"]["size"] == [32, 32]  # its augs.resize
+    assert (latest_run(Project.open(project.root), "sequence") / "evaluation" / "report.json").is_file()
