@@ -631,6 +631,23 @@ class Project:
         self._section["class_names"] = [b for b in self.behaviours if b != name]
         self.save_config()
 
+    def restore_labels(self, behaviours: list[str], tables: dict[str, LabelTable]) -> None:
+        """Put back the behaviours and label files of an earlier snapshot (undoing add/remove_behaviour).
+
+        ``tables``: video name -> its labels at the time (``load_labels`` of every labelled video). The behaviour
+        list is written first (files that lack a column then read it as unlabelled), then every file.
+
+        Raises:
+            LabelError: a table whose columns are not ``behaviours``.
+        """
+        for video, table in tables.items():
+            if list(table.behaviours) != list(behaviours):
+                raise LabelError(f"{video}: snapshot columns {list(table.behaviours)} differ from {behaviours}")
+        self._section["class_names"] = list(behaviours)
+        self.save_config()
+        for video, table in tables.items():
+            write_labels(table, self.video(video).labels_path)
+
     # -- splits ------------------------------------------------------------------------------------------------
 
     def load_split(self) -> Split | None:

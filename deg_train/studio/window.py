@@ -674,8 +674,11 @@ class StudioWindow(QtWidgets.QMainWindow):
         self._draw()
 
     def undo(self) -> None:
-        """Undo the last edit."""
+        """Undo the last edit; with no label edit left, the last change of the project's behaviours."""
         if self.doc is None:
+            return
+        if not self.doc.can_undo and self.ws.can_undo_behaviours:
+            self.undo_behaviours()
             return
         if self.doc.undo() is None:
             self.say("nothing to undo")
@@ -795,6 +798,23 @@ class StudioWindow(QtWidgets.QMainWindow):
             except LabelError:
                 return i
         return None
+
+    def undo_behaviours(self) -> None:
+        """Undo the last add/remove of a behaviour in the project (every label file as it was; asks first)."""
+        if not self.ws.can_undo_behaviours:
+            self.say("no change of behaviours to undo")
+            return
+        if not self.confirm("Undo the last change of behaviours in every label file of the project?"):
+            return
+        try:
+            if self.doc is not None and self.doc.dirty and self.save() is None:
+                return
+            behaviours = self.ws.undo_behaviours()
+            self.open_video(self.index, cursor=self.cursor, background=False)
+        except UserFacingError as err:
+            self.say(str(err))
+            return
+        self.say(f"undid the change of behaviours: {', '.join(behaviours)}")
 
     def add_behaviour(self, name: str) -> None:
         """Add a behaviour (to the project and every label file; the current labels are saved first)."""

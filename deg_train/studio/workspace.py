@@ -108,6 +108,9 @@ class Workspace:
         self.behaviours = behaviours
         self.project = project
         self.title = title
+        #: Changes of the project's behaviours, newest last: ("added", name, None, None) or ("removed", name,
+        #: the behaviours before, {video: the removed column}).
+        self._behaviour_undo: list[tuple] = []
         # Only the explicit setting labels.exclusive: true. When it is null, training detects exclusivity from the
         # labels; the studio must not, or labelling one behaviour per frame would forbid the first overlap.
         self.exclusive = bool(project is not None and project.settings.labels.exclusive is True)
@@ -250,10 +253,56 @@ class Workspace:
 
     # -- behaviours -----------------------------------------------------------------------------------------------
 
+    @property
+    def can_undo_behaviours(self) -> bool:
+        """Whether a change of the project's behaviours can be undone."""
+        return bool(self._behaviour_undo)
+
+    def undo_behaviours(self) -> list[str]:
+        """Undo the last add/remove of a behaviour in the project, keeping every label edit made since.
+
+        Undoing an add removes the behaviour again (frames where it alone was on become background, as any
+        removal). Undoing a removal puts its column back where it was, with the values it had in each video that
+        had labels then, and turns back into that behaviour the frames the removal had made background (those
+        still background only); videos added since get it unlabelled.
+
+        Returns:
+            The behaviours now.
+
+        Raises:
+            LabelError: nothing to undo, or a label file that does not read.
+        """
+        if not self.can_undo_behaviours:
+            raise LabelError("no change of behaviours to undo")
+        kind, name, order, columns = self._behaviour_undo.pop()
+        project = self.project
+        if kind == "added":
+            project.remove_behaviour(name)
+        else:
+            project.add_behaviour(name, -1)
+            k = project.behaviours.index(name)
+            tables = {}
+            for video in [r.name for r in project.videos if r.labels_path is not None]:
+                table = project.load_labels(video)
+                values = np.array(table.values, np.int8, copy=True)
+                old = columns.get(video)
+                if old is not None and len(old) == len(values):
+                    values[:, k] = old
+                    b = table.behaviours.index(BACKGROUND) if BACKGROUND in table.behaviours else None
+                    if b is not None:
+                        others = [j for j in range(values.shape[1]) if j not in (b, k)]
+                        alone = (old == 1) & (values[:, b] == 1) & ~(values[:, others] == 1).any(axis=1)
+                        values[alone, b] = 0
+                tables[video] = LabelTable(list(table.behaviours), values, table.path).reorder(order)
+            project.restore_labels(order, tables)
+        self.behaviours = list(project.behaviours)
+        return self.behaviours
+
     def add_behaviour(self, name: str) -> None:
         """Add a behaviour: to the project and every label file (unlabelled there), or to this workspace's list."""
         if self.project is not None:
             self.project.add_behaviour(name, -1)
+            self._behaviour_undo.append(("added", name, None, None))
             self.behaviours = list(self.project.behaviours)
         else:
             if name in self.behaviours:
@@ -263,7 +312,13 @@ class Workspace:
     def remove_behaviour(self, name: str) -> None:
         """Remove a behaviour from the project and every label file (frames where it alone was on: background)."""
         if self.project is not None:
+            order = list(self.project.behaviours)
+            columns = {}
+            for record in self.project.videos:
+                if record.labels_path is not None and name in order:
+                    columns[record.name] = self.project.load_labels(record.name).column(name).copy()
             self.project.remove_behaviour(name)
+            self._behaviour_undo.append(("removed", name, order, columns))
             self.behaviours = list(self.project.behaviours)
         else:
             self.behaviours = [b for b in self.behaviours if b != name]

@@ -215,6 +215,46 @@ def test_add_and_remove_behaviours_keep_labels(studio, tmp_path):
     np.testing.assert_array_equal(on_disk.values, w.doc.values)
 
 
+def test_behaviour_changes_are_undone_keeping_later_edits(studio, tmp_path):
+    """Removing a behaviour is undone (its column back in place, in every label file); edits made since stay."""
+    project = Project.init(tmp_path / "p", "p", ["grooming", "rearing"])
+    src = unlabelled_video(tmp_path / "src", "a")
+    project.add_video(src, labels=src.with_name("a_labels.csv"))
+    w = studio(tmp_path / "p")
+    press(w, K.Key_1)
+    press(w, K.Key_Right, times=4)  # grooming 0..4
+    press(w, K.Key_Escape)
+    press(w, K.Key_Right, times=5)
+    press(w, K.Key_2)
+    press(w, K.Key_Right, times=4)  # rearing 9..13
+    press(w, K.Key_Escape)
+    press(w, K.Key_S, CTRL)
+    w.remove_behaviour("grooming")
+    assert w.doc.behaviours == ["background", "rearing"]
+    press(w, K.Key_Right, times=7)
+    press(w, K.Key_1)
+    press(w, K.Key_Right, times=2)  # rearing 20..22, painted after the removal
+    press(w, K.Key_Escape)
+    press(w, K.Key_S, CTRL)
+    w.undo_behaviours()
+    assert w.doc.behaviours == ["background", "grooming", "rearing"]
+    assert Project.open(tmp_path / "p").behaviours == ["background", "grooming", "rearing"]
+    on_disk = read_labels(w.ws.videos[0].labels_path)
+    assert on_disk.behaviours == ["background", "grooming", "rearing"]
+    np.testing.assert_array_equal(on_disk.values[:5], np.tile([0, 1, 0], (5, 1)))  # grooming again, not background
+    np.testing.assert_array_equal(on_disk.values[9:14], np.tile([0, 0, 1], (5, 1)))
+    np.testing.assert_array_equal(on_disk.values[20:23], np.tile([0, -1, 1], (3, 1)))  # the later edit is kept
+    np.testing.assert_array_equal(w.doc.values, on_disk.values)
+    # With no label edit left to undo, Ctrl+Z undoes the last change of behaviours too.
+    w.add_behaviour("sniffing")
+    assert w.doc.behaviours[-1] == "sniffing" and not w.doc.can_undo
+    press(w, K.Key_Z, CTRL)
+    assert w.doc.behaviours == ["background", "grooming", "rearing"]
+    assert read_labels(w.ws.videos[0].labels_path).behaviours == ["background", "grooming", "rearing"]
+    press(w, K.Key_Z, CTRL)  # nothing left: said, nothing changed
+    assert w.doc.behaviours == ["background", "grooming", "rearing"]
+
+
 def test_exclusive_project_keeps_one_behaviour_per_frame(studio, tmp_path):
     project = Project.init(tmp_path / "p", "p", ["grooming", "rearing"])
     src = unlabelled_video(tmp_path / "src", "a")
