@@ -185,7 +185,9 @@ def test_import_predictions_only_unlabelled_or_all(studio, tmp_path):
     np.testing.assert_array_equal(w.doc.values[55], REAR)
 
 
-def test_add_and_remove_behaviours_keep_labels(studio, tmp_path):
+def grooming_then_rearing(studio, tmp_path):
+    """A project (grooming, rearing) open in the studio, labelled by keys: grooming 0..4, rearing 9..13 (toggled on,
+    unsaved)."""
     project = Project.init(tmp_path / "p", "p", ["grooming", "rearing"])
     src = unlabelled_video(tmp_path / "src", "a")
     project.add_video(src, labels=src.with_name("a_labels.csv"))
@@ -195,7 +197,12 @@ def test_add_and_remove_behaviours_keep_labels(studio, tmp_path):
     press(w, K.Key_Escape)
     press(w, K.Key_Right, times=5)
     press(w, K.Key_2)
-    press(w, K.Key_Right, times=4)  # rearing 9..13 (unsaved: adding a behaviour saves first)
+    press(w, K.Key_Right, times=4)
+    return w
+
+
+def test_add_and_remove_behaviours_keep_labels(studio, tmp_path):
+    w = grooming_then_rearing(studio, tmp_path)  # unsaved: changing the behaviours saves first
     w.remove_behaviour("grooming")  # frames where it alone was on become background
     assert w.doc.behaviours == ["background", "rearing"] and w.cursor == 13
     np.testing.assert_array_equal(w.doc.values[:5], np.tile([1, 0], (5, 1)))
@@ -217,16 +224,7 @@ def test_add_and_remove_behaviours_keep_labels(studio, tmp_path):
 
 def test_behaviour_changes_are_undone_keeping_later_edits(studio, tmp_path):
     """Removing a behaviour is undone (its column back in place, in every label file); edits made since stay."""
-    project = Project.init(tmp_path / "p", "p", ["grooming", "rearing"])
-    src = unlabelled_video(tmp_path / "src", "a")
-    project.add_video(src, labels=src.with_name("a_labels.csv"))
-    w = studio(tmp_path / "p")
-    press(w, K.Key_1)
-    press(w, K.Key_Right, times=4)  # grooming 0..4
-    press(w, K.Key_Escape)
-    press(w, K.Key_Right, times=5)
-    press(w, K.Key_2)
-    press(w, K.Key_Right, times=4)  # rearing 9..13
+    w = grooming_then_rearing(studio, tmp_path)
     press(w, K.Key_Escape)
     press(w, K.Key_S, CTRL)
     w.remove_behaviour("grooming")
