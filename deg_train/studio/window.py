@@ -68,7 +68,7 @@ SHORTCUTS = [
     ("+ / -", "zoom the timeline in / out"),
     ("F", "fit the video in its view (the wheel zooms, dragging pans)"),
     ("N / Shift+N", "next / previous suggested bout (active-learning queue)"),
-    ("Ctrl+Z, Ctrl+Shift+Z / Ctrl+Y", "undo, redo"),
+    ("Ctrl+Z, Ctrl+Shift+Z / Ctrl+Y", "undo, redo (with no label edit left, Ctrl+Z undoes a change of behaviours)"),
     ("Ctrl+S", "save <video>_labels.csv"),
     ("Ctrl+Enter", "finalise: the rest becomes background, then the next unfinished video"),
     ("?", "this help"),
