@@ -197,6 +197,7 @@ def edges(decisions: np.ndarray, behaviours: list[str]) -> list[tuple[int, str, 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # 75 s on an idle 2-core machine; several minutes when it shares the cores
 def test_readme_workflow_recording_equals_deg_train_infer(tmp_path):
     from camera_adapters.video import probe
     from deg_live.bundle import read_bundle
