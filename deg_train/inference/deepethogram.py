@@ -24,8 +24,9 @@ project's ``models/`` folder:
   live, with live == offline as for any run of ours. Its features are not DeepEthogram's (those need the future).
 
 Every file is read without running code from it (:mod:`deg_train.models.safe_load`): Lightning checkpoints hold
-OmegaConf configs, read with stand-ins. What cannot be reproduced is refused with a message (a feature extractor
-trained with ``final_bn``, sequence models other than ``tgmj``) or listed once as a warning.
+OmegaConf configs, read with stand-ins. What cannot be reproduced is refused with a message (sequence models other
+than ``tgmj``) or listed once as a warning. Feature extractors trained with ``final_bn`` (a BatchNorm1d after each
+stream's bias-free last layer) load with it.
 
 Resizing: DeepEthogram resizes with OpenCV (``cv2.resize``, bilinear); the centred run does the same
 (:mod:`deg_train.inference.opencv_resize`, exact on the sizes tested), the causal twin uses ours (FFmpeg's area
@@ -307,11 +308,6 @@ def feature_model_kwargs(config: dict[str, Any], num_classes: int, mean: list[fl
     flow = str(fg.get("arch", "TinyMotionNet"))
     if flow not in FLOW_ARCHS:
         raise DeepEthogramImportError(f"flow_generator.arch {flow!r}: importable ones are {', '.join(FLOW_ARCHS)}")
-    if fe.get("final_bn"):
-        raise DeepEthogramImportError(
-            "feature_extractor.final_bn: true is not supported yet (its BatchNorm on the logits has no counterpart "
-            "in our TwoStream); the features would still be right, the logits not"
-        )
     num_frames = int(fg.get("n_rgb") or fg.get("input_images") or int(fe.get("n_flows", 10)) + 1)
     fusion = str(fe.get("fusion", "average"))
     return {
@@ -324,6 +320,7 @@ def feature_model_kwargs(config: dict[str, Any], num_classes: int, mean: list[fl
         "mean": tuple(mean),
         "std": tuple(std),
         "spatial_frame": "last" if "3d" in arch else "deepethogram",
+        "final_bn": bool(fe.get("final_bn", False)),
     }
 
 

@@ -51,7 +51,16 @@ from deg_train.models.sequence.base import SequenceModel
 from deg_train.models.sequence.tgmj import DeepEthogramTGMJ
 
 SOURCES = ("auto", "ours", "torchvision", "deepethogram")
-HEAD_PREFIXES = ("spatial_head.", "flow_head.", "fusion_head.", "classify1.", "classify2.", "classifier.")
+HEAD_PREFIXES = (
+    "spatial_head.",
+    "flow_head.",
+    "spatial_bn.",
+    "flow_bn.",
+    "fusion_head.",
+    "classify1.",
+    "classify2.",
+    "classifier.",
+)
 
 # Never in foreign files: BatchNorm counters and our normalisation buffers (set from the project's statistics).
 KEEP_INIT_SUFFIXES = ("num_batches_tracked", "input_mean", "input_std")
@@ -172,6 +181,8 @@ _DEG_RENAMES = (
     ("spatial_classifier.1.", "spatial_head."),
     ("flow_classifier.0.", "flow_encoder."),
     ("flow_classifier.1.", "flow_head."),
+    ("spatial_classifier.2.", "spatial_bn."),  # final_bn: the BatchNorm1d after the stream's last layer
+    ("flow_classifier.2.", "flow_bn."),
     ("fusion.fc.", "fusion_head."),
     ("flow_generator.", "flow_generator."),
 )
@@ -196,11 +207,20 @@ def _is_deg_tgmj(state: StateDict) -> bool:
 def _map_deg_stream(state: StateDict, model: TwoStream) -> tuple[StateDict, set[str]]:
     channels = int(state["0.conv1.weight"].shape[1])
     stream = "spatial" if channels == 3 else "flow"
-    if "2.weight" in state:
-        raise WeightsError("DeepEthogram feature extractors trained with final_bn are not supported yet")
+    if ("2.weight" in state) != bool(getattr(model, "final_bn", False)):
+        raise WeightsError(
+            "this per-stream file was trained "
+            + ("with" if "2.weight" in state else "without")
+            + " final_bn (a BatchNorm after the last layer) but the model is built "
+            + ("without" if "2.weight" in state else "with")
+            + " it; build it with final_bn="
+            + str("2.weight" in state)
+        )
     out = _prefixed(_subset(state, "0."), f"{stream}_encoder.")
     out.update(_prefixed(_subset(state, "1."), f"{stream}_head."))
-    keep = {k for k in model.state_dict() if not k.startswith((f"{stream}_encoder.", f"{stream}_head."))}
+    out.update(_prefixed(_subset(state, "2."), f"{stream}_bn."))
+    mine = (f"{stream}_encoder.", f"{stream}_head.", f"{stream}_bn.")
+    keep = {k for k in model.state_dict() if not k.startswith(mine)}
     return out, keep
 
 
@@ -246,8 +266,8 @@ def _map_deepethogram(state: StateDict, model: nn.Module, report: LoadReport) ->
             new = _rename_deg(key)
             if new is None:
                 raise WeightsError(
-                    f"DeepEthogram key {key!r} has no counterpart here (supported: spatial_classifier.0/1, "
-                    "flow_classifier.0/1, flow_generator, fusion.fc; final_bn models are not supported)"
+                    f"DeepEthogram key {key!r} has no counterpart here (supported: spatial_classifier.0/1/2, "
+                    "flow_classifier.0/1/2, flow_generator, fusion.fc)"
                 )
             out[new] = value
         return out, set()

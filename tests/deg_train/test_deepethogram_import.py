@@ -71,6 +71,19 @@ def _positive_vars(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: (v.abs() + 0.5 if k.endswith("running_var") else v) for k, v in state.items()}
 
 
+def with_final_bn(state: dict[str, torch.Tensor], k: int = 4) -> dict[str, torch.Tensor]:
+    """A DeepEthogram deg_f state as its final_bn: true models have it (bias-free last layers, then BatchNorm1d)."""
+    g = torch.Generator().manual_seed(7)
+    out = {key: v for key, v in state.items() if key not in ("spatial_classifier.1.bias", "flow_classifier.1.bias")}
+    for stream in ("spatial_classifier", "flow_classifier"):
+        out[f"{stream}.2.weight"] = torch.rand(k, generator=g) + 0.5
+        out[f"{stream}.2.bias"] = torch.randn(k, generator=g)
+        out[f"{stream}.2.running_mean"] = torch.randn(k, generator=g)
+        out[f"{stream}.2.running_var"] = torch.rand(k, generator=g) + 0.5
+        out[f"{stream}.2.num_batches_tracked"] = torch.tensor(40)
+    return out
+
+
 def make_project(root: Path, *, final_bn: bool = False) -> dict:
     """A DeepEthogram project with a flow run, a feature extractor run and a TGMJ run, in its formats."""
     project = root / "rats_deepethogram"
@@ -82,6 +95,8 @@ def make_project(root: Path, *, final_bn: bool = False) -> dict:
     }
     (project / "project_config.yaml").write_text(yaml.safe_dump(config))
     full = _positive_vars(fake_state(DEG_F_TABLE, seed=1))
+    if final_bn:  # each stream: Sequential(cnn, Linear(bias=False), BatchNorm1d(K))
+        full = with_final_bn(full)
     flow_only = {k[len("flow_generator.") :]: v + 1.0 for k, v in full.items() if k.startswith("flow_generator.")}
     flow_run = _run(
         project, "250101_000000_flow_generator_train", {"run": {"model": "flow_generator", "type": "train"}}
@@ -154,8 +169,19 @@ def test_command_line_and_refusals(tmp_path, capsys):
         resolve_sequence_run(Project.open(made["project"]), None)
     out = capsys.readouterr().out
     assert "feature run:" in out and "sequence run:" in out and "epoch=3-step=40.ckpt" in out
-    with pytest.raises(DeepEthogramImportError, match="final_bn"):
-        import_deepethogram(make_project(tmp_path / "b", final_bn=True)["project"])
+    # final_bn: true (a BatchNorm1d after each stream's bias-free last layer) imports with it, logits included.
+    made_bn = make_project(tmp_path / "b", final_bn=True)
+    model, _ = build_model_from_checkpoint(import_deepethogram(made_bn["project"]).feature_run, expect_stage="feature")
+    assert model.final_bn and model.spatial_head.bias is None
+    full = made_bn["full"]
+    x = torch.randn(5, 512)
+    with torch.no_grad():
+        spatial, _flow = model.eval().stream_logits(x, x)
+        bn = {n: full[f"spatial_classifier.2.{n}"] for n in ("weight", "bias", "running_mean", "running_var")}
+        expected = (x @ full["spatial_classifier.1.weight"].T - bn["running_mean"]) / torch.sqrt(
+            bn["running_var"] + 1e-5
+        )
+    torch.testing.assert_close(spatial, expected * bn["weight"] + bn["bias"])
     with pytest.raises(DeepEthogramImportError, match=r"project_config\.yaml"):
         import_deepethogram(tmp_path / "nothing")
     assert deg_train_main(["import-deepethogram", "-p", str(tmp_path / "nothing")]) == 2  # one clear line

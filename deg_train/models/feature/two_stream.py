@@ -70,10 +70,14 @@ class TwoStream(nn.Module):
         freeze_flow_generator: bool = True,
         flow_generator_kwargs: dict[str, Any] | None = None,
         backbone_kwargs: dict[str, Any] | None = None,
+        final_bn: bool = False,
     ) -> None:
         super().__init__()
         if fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {fusion!r}; known: {', '.join(FUSIONS)}")
+        if final_bn and fusion != "average":
+            raise ValueError("final_bn needs fusion='average' (a BatchNorm after each stream's last layer)")
+        self.final_bn = bool(final_bn)
         if spatial_frame not in SPATIAL_FRAMES:
             raise ValueError(f"unknown spatial_frame {spatial_frame!r}; known: {', '.join(SPATIAL_FRAMES)}")
         self.num_classes = num_classes
@@ -113,8 +117,12 @@ class TwoStream(nn.Module):
 
         self.dropout = nn.Dropout(dropout)
         if fusion == "average":
-            self.spatial_head = nn.Linear(ds, num_classes)
-            self.flow_head = nn.Linear(df, num_classes)
+            # DeepEthogram's final_bn: each stream's last layer has no bias and a BatchNorm1d over the logits.
+            self.spatial_head = nn.Linear(ds, num_classes, bias=not self.final_bn)
+            self.flow_head = nn.Linear(df, num_classes, bias=not self.final_bn)
+            if self.final_bn:
+                self.spatial_bn = nn.BatchNorm1d(num_classes)
+                self.flow_bn = nn.BatchNorm1d(num_classes)
         else:
             self.fusion_head = nn.Linear(ds + df, num_classes)
         if freeze_flow_generator:
@@ -133,9 +141,14 @@ class TwoStream(nn.Module):
             self.flow_generator.eval()
         return self
 
-    def heads(self) -> list[nn.Linear]:
-        """The final Linear layers (for bias initialisation from label counts)."""
+    def heads(self) -> list[nn.Module]:
+        """The layers holding the logits' biases, for bias initialisation from label counts.
+
+        The final Linear layers; with ``final_bn`` the BatchNorms after them (where DeepEthogram puts the bias too).
+        """
         if self.fusion == "average":
+            if self.final_bn:
+                return [self.spatial_bn, self.flow_bn]
             return [self.spatial_head, self.flow_head]
         return [self.fusion_head]
 
@@ -179,7 +192,11 @@ class TwoStream(nn.Module):
         """Per-stream logits (B, K) each ("average" fusion only), e.g. for a spatial-then-flow curriculum."""
         if self.fusion != "average":
             raise ValueError("stream_logits needs fusion='average'")
-        return self.spatial_head(self.dropout(spatial_features)), self.flow_head(self.dropout(flow_features))
+        spatial = self.spatial_head(self.dropout(spatial_features))
+        flow = self.flow_head(self.dropout(flow_features))
+        if self.final_bn:
+            return self.spatial_bn(spatial), self.flow_bn(flow)
+        return spatial, flow
 
     def forward_head(self, spatial_features: torch.Tensor, flow_features: torch.Tensor) -> torch.Tensor:
         """Fused logits (B, K) from spatial_features (B, Ds) and flow_features (B, Df)."""
