@@ -181,8 +181,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--preset",
         default="deg_f",
-        help="training preset name (configs/presets, e.g. deg_f, live_cpu_hour, demo_fast, tiny; an unknown name "
-        "lists them all) or a YAML file (default: deg_f)",
+        help="training preset name (configs/presets, e.g. deg_f, live_cpu_hour, cpu_hour, demo_fast, tiny; an "
+        "unknown name lists them all) or a YAML file (default: deg_f)",
     )
     p.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. flow.epochs=2 sequence.arch=tcn"

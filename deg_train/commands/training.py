@@ -42,8 +42,8 @@ def _add_common(parser: argparse.ArgumentParser, stage: str) -> None:
     source.add_argument(
         "--preset",
         metavar="NAME",
-        help="a preset of configs/presets, e.g. deg_f (default), deg_live_cpu, live_cpu_hour, demo_fast, tiny "
-        "(an unknown name lists them all)",
+        help="a preset of configs/presets, e.g. deg_f (default), deg_live_cpu, live_cpu_hour, cpu_hour, demo_fast, "
+        "tiny (an unknown name lists them all)",
     )
     source.add_argument("--config", metavar="FILE", help="a config YAML file (e.g. a run's config.yaml)")
     parser.add_argument(

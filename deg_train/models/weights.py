@@ -207,14 +207,11 @@ def _is_deg_tgmj(state: StateDict) -> bool:
 def _map_deg_stream(state: StateDict, model: TwoStream) -> tuple[StateDict, set[str]]:
     channels = int(state["0.conv1.weight"].shape[1])
     stream = "spatial" if channels == 3 else "flow"
-    if ("2.weight" in state) != bool(getattr(model, "final_bn", False)):
+    has_bn = "2.weight" in state  # final_bn: a BatchNorm1d after the stream's last layer
+    if has_bn != bool(getattr(model, "final_bn", False)):
         raise WeightsError(
-            "this per-stream file was trained "
-            + ("with" if "2.weight" in state else "without")
-            + " final_bn (a BatchNorm after the last layer) but the model is built "
-            + ("without" if "2.weight" in state else "with")
-            + " it; build it with final_bn="
-            + str("2.weight" in state)
+            f"this per-stream file has final_bn={has_bn} (a BatchNorm after the last layer) but the model is built "
+            f"with final_bn={not has_bn}; build it with final_bn={has_bn}"
         )
     out = _prefixed(_subset(state, "0."), f"{stream}_encoder.")
     out.update(_prefixed(_subset(state, "1."), f"{stream}_head."))

@@ -800,7 +800,10 @@ class StudioWindow(QtWidgets.QMainWindow):
         return None
 
     def undo_behaviours(self) -> None:
-        """Undo the last add/remove of a behaviour in the project (every label file as it was; asks first)."""
+        """Undo the last add/remove of a behaviour in every label file of the project (asks first).
+
+        Label edits made since are kept (:meth:`Workspace.undo_behaviours`).
+        """
         if not self.ws.can_undo_behaviours:
             self.say("no change of behaviours to undo")
             return

@@ -314,9 +314,10 @@ class Workspace:
         if self.project is not None:
             order = list(self.project.behaviours)
             columns = {}
-            for record in self.project.videos:
-                if record.labels_path is not None and name in order:
-                    columns[record.name] = self.project.load_labels(record.name).column(name).copy()
+            if name in order:  # else remove_behaviour refuses it below
+                for record in self.project.videos:
+                    if record.labels_path is not None:
+                        columns[record.name] = self.project.load_labels(record.name).column(name).copy()
             self.project.remove_behaviour(name)
             self._behaviour_undo.append(("removed", name, order, columns))
             self.behaviours = list(self.project.behaviours)

@@ -135,6 +135,14 @@ class ClipDataset(Dataset):
                 }
         return out  # type: ignore[return-value]
 
+    def _item_labels(self) -> np.ndarray:
+        """``(len(self), K) int8``: the labels of every item's frame, in item order."""
+        labels = np.empty((len(self), self.num_behaviours), np.int8)
+        for v, values in enumerate(self.label_values):
+            where = np.flatnonzero(self.index_video == v)
+            labels[where] = values[self.index_frame[where]]
+        return labels
+
     def label_counts(self, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Positive and negative counts per behaviour over this dataset's frames (unlabelled ones not counted).
 
@@ -145,19 +153,11 @@ class ClipDataset(Dataset):
         Returns:
             ``(pos (K,), neg (K,))``, int64 without weights, float64 with them.
         """
-        pos = np.zeros(self.num_behaviours, np.int64 if weights is None else np.float64)
-        neg = np.zeros_like(pos)
-        for v, values in enumerate(self.label_values):
-            where = np.flatnonzero(self.index_video == v)
-            sel = values[self.index_frame[where]]
-            if weights is None:
-                pos += (sel == 1).sum(axis=0)
-                neg += (sel == 0).sum(axis=0)
-            else:
-                w = np.asarray(weights, np.float64)[where]
-                pos += w @ (sel == 1)
-                neg += w @ (sel == 0)
-        return pos, neg
+        labels = self._item_labels()
+        if weights is None:
+            return (labels == 1).sum(axis=0).astype(np.int64), (labels == 0).sum(axis=0).astype(np.int64)
+        w = np.asarray(weights, np.float64)
+        return w @ (labels == 1), w @ (labels == 0)
 
     def class_balanced_weights(self, power: float) -> np.ndarray:
         """Sampling weights per item that even out how often each class is seen (class-balanced sampling).
@@ -171,15 +171,11 @@ class ClipDataset(Dataset):
         """
         if not self.with_labels:
             raise DatasetError("class-balanced sampling needs labels")
-        k = self.num_behaviours
-        positive = np.empty((len(self), k), bool)
-        for v, values in enumerate(self.label_values):
-            where = np.flatnonzero(self.index_video == v)
-            positive[where] = values[self.index_frame[where]] == 1
+        positive = self._item_labels() == 1
         counts = positive.sum(axis=0).astype(np.float64)
         rarity = np.where(positive, counts[None, :], np.inf)
-        cls = np.where(positive.any(axis=1), rarity.argmin(axis=1), k)
-        per_class = np.bincount(cls, minlength=k + 1).astype(np.float64)
+        cls = np.where(positive.any(axis=1), rarity.argmin(axis=1), self.num_behaviours)
+        per_class = np.bincount(cls, minlength=self.num_behaviours + 1).astype(np.float64)
         weights = per_class[cls] ** -float(power)
         return weights / weights.mean()
 

@@ -283,9 +283,9 @@ def _pretrained_not_honoured(project: Any, config: TrainConfig) -> list[str]:
     out = []
     for section, (stage, _default) in PRETRAINED_SECTIONS.items():
         wanted, arch = _wants_pretrained(project.config, section)
-        given = getattr(config, stage).weights
         if not wanted:
             continue
+        given = getattr(config, stage).weights
         found = pretrained_weights(project.root, project.config, section, arch)
         if found is not None and given is not None and Path(given) == found:
             continue

@@ -607,8 +607,9 @@ def _fine_tune_sequence_from(model: nn.Module, weights: str, behaviours: list[st
             f"sequence.weights: {weights} was trained for behaviours {start.get('behaviours')}, this run's are "
             f"{behaviours}; train without sequence.weights"
         )
+    path = checkpoint_path(weights)  # the file load_checkpoint read
     try:
-        report = load_weights(model, checkpoint_path(weights), source="ours", allow_head_mismatch=False)
+        report = load_weights(model, path, source="ours", allow_head_mismatch=False)
     except WeightsError as err:
         raise StageError(f"sequence.weights: {err}") from None
     trained_on = (start.get("extra") or {}).get("feature_run")
@@ -619,7 +620,7 @@ def _fine_tune_sequence_from(model: nn.Module, weights: str, behaviours: list[st
             Path(trained_on).name,
             Path(feature_dir).name,
         )
-    log.info("fine-tuning from %s (%d tensors)", checkpoint_path(weights), len(report.loaded))
+    log.info("fine-tuning from %s (%d tensors)", path, len(report.loaded))
 
 
 def train_sequence(
